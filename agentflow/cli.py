@@ -1,0 +1,228 @@
+"""`agentflow` command line: run programs, prepare models.
+
+Exit codes: 0 success, 2 bad input (program or arguments), 1 runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agentflow.errors import AgentflowError, ConfigError, ModelError, ProgramError
+from agentflow.metrics.report import stage_summary_table, stage_table
+from agentflow.program.agent import Agent
+from agentflow.program.loader import load_agents, pick_agent
+from agentflow.runtime.records import ProgramResult, ProgramStatus
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_RUNTIME, EXIT_BAD_INPUT = 0, 1, 2
+_MAX_ROWS_PER_CALL = 24
+
+console = Console(stderr=True)
+stdout = Console()
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with our bad-input code (2) and one clear line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument("--model", help="model directory or prepared model name (default: SmolLM2)")
+    group.add_argument("--policy", choices=["agentflow", "fcfs", "edf"], default="agentflow")
+    group.add_argument("--kv-cache-mib", type=int, default=512, help="KV-cache size (MiB)")
+    group.add_argument("--max-num-seqs", type=int, default=64)
+    group.add_argument("--max-num-batched-tokens", type=int, default=512)
+    group.add_argument("--load-format", default="auto", help="'dummy' for random weights")
+    group.add_argument("--trace", type=Path, help="write the scheduler's JSON-lines trace here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    parser = _Parser(prog="agentflow", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run a program on the engine")
+    run.add_argument("program", type=Path, help="Python file defining an @agentflow.agent")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--input", help="text for the agent's first input")
+    source.add_argument("--inputs", type=Path, help="JSON lines: one object or string per run")
+    run.add_argument("--agent", help="which agent, if the file defines several")
+    run.add_argument("--concurrency", type=int, default=8, help="instances in flight")
+    run.add_argument("--json", type=Path, help="write outputs and stage records here")
+    run.add_argument("--ignore-eos", action="store_true", help="always generate max_tokens")
+    _engine_options(run)
+
+    models = commands.add_parser("models", help="prepare or list models")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    prepare = model_commands.add_parser("prepare", help="prepare the default SmolLM2 model")
+    prepare.add_argument("--force", action="store_true", help="convert again even if cached")
+    model_commands.add_parser("list", help="list prepared models")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentflow` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_models(args)
+    except (ProgramError, ConfigError) as exc:
+        return _fail(args, exc, EXIT_BAD_INPUT)
+    except ModelError as exc:
+        return _fail(args, exc, EXIT_BAD_INPUT if args.command == "run" else EXIT_RUNTIME)
+    except AgentflowError as exc:
+        return _fail(args, exc, EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+
+
+def _fail(args: argparse.Namespace, exc: Exception, code: int) -> int:
+    if args.debug:
+        console.print_exception()
+    console.print(f"[red]error:[/] {exc}")
+    return code
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from agentflow.models import list_models, prepare_default_model
+
+    if args.models_command == "prepare":
+        with console.status("preparing SmolLM2-135M-Instruct (download GGUF, dequantize)"):
+            path = prepare_default_model(force=args.force)
+        stdout.print(f"default model ready at {path}")
+        return EXIT_OK
+    for info in list_models():
+        stdout.print(f"{info.name}\t{info.size_mb:.0f} MB\t{info.path}")
+    return EXIT_OK
+
+
+def _read_inputs(args: argparse.Namespace, agent: Agent) -> list[dict[str, Any]]:
+    """Keyword inputs for each instance, checked against the agent's parameters."""
+    first = agent.inputs[0] if agent.inputs else None
+    rows: list[Any]
+    if args.inputs is not None:
+        if not args.inputs.is_file():
+            raise ConfigError(f"--inputs: {args.inputs} does not exist")
+        rows = []
+        for number, line in enumerate(args.inputs.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"--inputs line {number}: not JSON ({exc.msg})") from exc
+    else:
+        rows = [args.input] if args.input is not None else [{}]
+    inputs = []
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, str):
+            if first is None:
+                raise ConfigError(f"agent '{agent.name}' takes no inputs, got text (row {number})")
+            row = {first: row}
+        if not isinstance(row, dict):
+            raise ConfigError(f"input row {number}: expected a JSON object or string")
+        unknown = set(row) - set(agent.inputs)
+        if unknown:
+            raise ConfigError(f"input row {number}: unknown inputs {sorted(unknown)}")
+        inputs.append(row)
+    return inputs
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from agentflow.models import resolve_model
+
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be ≥ 1, got {args.concurrency}")
+    agent = pick_agent(load_agents(args.program), args.agent)
+    inputs = _read_inputs(args, agent)
+    model = resolve_model(args.model)
+    from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+
+    try:
+        config = VLLMEngineConfig(
+            model=model,
+            policy=args.policy,
+            kv_cache_mib=args.kv_cache_mib,
+            max_num_seqs=args.max_num_seqs,
+            max_num_batched_tokens=args.max_num_batched_tokens,
+            load_format=args.load_format,
+            trace_path=args.trace,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"engine settings: {exc}") from exc
+    results = anyio.run(_run_programs, VLLMEngine(config), agent, inputs, args)
+    _report(results, args)
+    if args.json is not None:
+        _write_json(args.json, results)
+    return EXIT_OK if all(r.status == ProgramStatus.FINISHED for r in results) else EXIT_RUNTIME
+
+
+async def _run_programs(
+    engine: Any, agent: Agent, inputs: list[dict[str, Any]], args: argparse.Namespace
+) -> list[ProgramResult]:
+    from agentflow.runtime import Runtime
+
+    try:
+        with console.status(f"starting vLLM ({engine.config.model.name}, {engine.config.policy})"):
+            await engine.start()
+        runtime = Runtime(engine, ignore_eos=args.ignore_eos)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
+            task = progress.add_task(f"running {agent.name}", total=len(inputs))
+            return await runtime.run_many(
+                agent,
+                inputs,
+                concurrency=args.concurrency,
+                on_done=lambda _: progress.advance(task),
+            )
+    finally:
+        # Shielded: on Ctrl-C or an error the engine processes must still be stopped.
+        with anyio.CancelScope(shield=True):
+            await engine.shutdown()
+
+
+def _report(results: list[ProgramResult], args: argparse.Namespace) -> None:
+    records = [rec for result in results for rec in result.stages]
+    for result in results if len(results) <= 4 else []:
+        if result.status == ProgramStatus.FINISHED:
+            stdout.print(f"[bold]{result.program_id}[/]: {result.output}")
+    for result in results:
+        if result.status != ProgramStatus.FINISHED:
+            console.print(f"[red]{result.program_id} {result.status}:[/] {result.error}")
+    if len(records) <= _MAX_ROWS_PER_CALL:
+        stdout.print(stage_table(records))
+    else:
+        stdout.print(stage_summary_table(records))
+    finished = sum(r.status == ProgramStatus.FINISHED for r in results)
+    met = sum(r.slo_met for r in records)
+    stdout.print(f"{finished}/{len(results)} programs finished; {met}/{len(records)} stages met SLO")
+
+
+def _write_json(path: Path, results: list[ProgramResult]) -> None:
+    payload = {
+        "outputs": [result.to_json() for result in results],
+        "stages": [rec.to_json() for result in results for rec in result.stages],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The Engine seam: what the runtime needs from any LLM backend (vLLM, the simulator, fakes)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Engine", "GenerationRequest", "TokenDelta"]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One LLM call of one stage of one program instance, tagged with its SLO."""
+
+    request_id: str
+    prompt: str
+    max_tokens: int
+    ttft_ms: float
+    """Resolved TTFT budget (a slowdown is already turned into milliseconds)."""
+    tpot_ms: float
+    program_id: str
+    stage: str
+    tier: str
+    """The stage's SLO class label (e.g. 'tight', 'loose'), carried to the scheduler."""
+    temperature: float = 0.0
+    ignore_eos: bool = False
+    """Generate exactly `max_tokens` (benchmarks and random-weight test models)."""
+    use_chat_template: bool = True
+    """Wrap the prompt as one user turn when the model has a chat template."""
+
+    def extra_args(self) -> dict[str, Any]:
+        """The SLO metadata that travels to the engine's scheduler (vLLM `extra_args`)."""
+        return {
+            "ttft_ms": self.ttft_ms,
+            "tpot_ms": self.tpot_ms,
+            "program_id": self.program_id,
+            "stage": self.stage,
+            "tier": self.tier,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDelta:
+    """New output since the previous delta. One delta may carry several tokens."""
+
+    text: str
+    num_tokens: int
+    finished: bool
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An LLM backend that serves SLO-tagged requests and streams tokens.
+
+    Contract: `start()` is awaited once before any `stream()`; `stream()` may be called from many
+    tasks at once; every stream ends with a delta whose `finished` is True, or raises
+    `RequestFailed`; cancelling the consuming task aborts the request in the engine.
+    `shutdown()` is idempotent and leaves no engine process behind.
+    """
+
+    name: str
+
+    async def start(self) -> None:
+        """Load the model and start serving."""
+        ...
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        """Submit `request` and yield its output as it is produced."""
+        ...
+
+    def count_prompt_tokens(self, prompt: str, *, use_chat_template: bool = True) -> int:
+        """Number of prompt tokens the engine will prefill for `prompt`."""
+        ...
+
+    def isolated_prefill_ms(self, num_tokens: int) -> float:
+        """Predicted prefill time of one `num_tokens` prompt on an idle engine."""
+        ...
+
+    async def shutdown(self) -> None:
+        """Stop serving and release every process and resource."""
+        ...

@@ -1,0 +1,38 @@
+"""Settings of one vLLM engine replica, validated at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["SchedulingPolicy", "VLLMEngineConfig"]
+
+SchedulingPolicy = Literal["agentflow", "fcfs", "edf"]
+"""agentflow = our scheduler class; fcfs = stock vLLM; edf = stock vLLM priority = deadline."""
+
+
+class VLLMEngineConfig(BaseModel):
+    """How to start one vLLM engine. Defaults suit the 2-core CPU machines."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: Path
+    """A local model directory (config.json, tokenizer, weights unless `load_format='dummy'`)."""
+    policy: SchedulingPolicy = "agentflow"
+    kv_cache_mib: int = Field(default=512, gt=0)
+    """Explicit KV-cache size: without one the CPU worker asks for 90 % of RAM and fails."""
+    max_model_len: int = Field(default=4096, gt=0)
+    max_num_seqs: int = Field(default=64, gt=0)
+    max_num_batched_tokens: int = Field(default=512, gt=0)
+    """Per-step token budget (chunked prefill chunk size for stock vLLM)."""
+    load_format: str = "auto"
+    """'dummy' initialises random weights (tests with a tiny config-only model)."""
+    dtype: str = "bfloat16"
+    enforce_eager: bool = True
+    seed: int = 0
+    trace_path: Path | None = None
+    """Where our scheduler writes its JSON-lines trace of requests and steps (None: off)."""
+    omp_threads_bind: str = "nobind"
+    """VLLM_CPU_OMP_THREADS_BIND; 'nobind' lets the OS place threads on a 2-core box."""

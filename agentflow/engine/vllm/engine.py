@@ -1,0 +1,170 @@
+"""The Engine protocol on real vLLM: `AsyncLLM` with our scheduler class in its engine core."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from agentflow.engine.interface import GenerationRequest, TokenDelta
+from agentflow.engine.vllm.config import VLLMEngineConfig
+from agentflow.errors import EngineError, RequestFailed
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from agentflow.planner import StepTimePredictor
+
+__all__ = ["VLLMEngine"]
+
+_SCHEDULER_MODULE = "agentflow.engine.vllm.scheduler"
+
+
+def _set_engine_environment(config: VLLMEngineConfig) -> None:
+    """Environment vLLM reads at import and in its child processes: offline, no telemetry."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["VLLM_NO_USAGE_STATS"] = "1"
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", config.omp_threads_bind)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+class VLLMEngine:
+    """One vLLM engine serving SLO-tagged requests.
+
+    The engine core runs in a child process (vLLM's design); `shutdown()` stops it and its
+    workers. Use as `async with VLLMEngine(config) as engine:` to guarantee that.
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self, config: VLLMEngineConfig, *, predictor: StepTimePredictor | None = None
+    ) -> None:
+        # Imported here: the engine-core process imports this package for the scheduler only.
+        from agentflow.planner import StepTimePredictor
+
+        self.config = config
+        self.predictor = predictor or StepTimePredictor.default_cpu()
+        self._llm: AsyncLLM | None = None
+        self._tokenizer: Any = None
+
+    async def __aenter__(self) -> VLLMEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    @property
+    def scheduler_cls(self) -> str | None:
+        """Dotted path of the scheduler class the engine core loads (None: vLLM's own)."""
+        if self.config.policy != "agentflow":
+            return None
+        from vllm.platforms import current_platform
+
+        # The CPU platform forces async scheduling off: subclass the sync Scheduler there.
+        name = "SLOScheduler" if current_platform.is_cpu() else "SLOAsyncScheduler"
+        return f"{_SCHEDULER_MODULE}.{name}"
+
+    async def start(self) -> None:
+        """Load the model and start the engine core (tens of seconds on CPU)."""
+        if self._llm is not None:
+            return
+        _set_engine_environment(self.config)
+        try:
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as exc:
+            raise EngineError("vLLM is not installed: install agentflow[cpu] or [gpu]") from exc
+        cfg = self.config
+        additional: dict[str, Any] = {"agentflow": {}}
+        if cfg.trace_path is not None:
+            additional["agentflow"]["trace_path"] = str(cfg.trace_path)
+        args = AsyncEngineArgs(
+            model=str(cfg.model),
+            tokenizer=str(cfg.model),
+            load_format=cfg.load_format,
+            dtype=cfg.dtype,
+            enforce_eager=cfg.enforce_eager,
+            kv_cache_memory_bytes=cfg.kv_cache_mib * 2**20,
+            max_model_len=cfg.max_model_len,
+            max_num_seqs=cfg.max_num_seqs,
+            max_num_batched_tokens=cfg.max_num_batched_tokens,
+            enable_chunked_prefill=True,
+            scheduling_policy="fcfs" if cfg.policy == "fcfs" else "priority",
+            scheduler_cls=self.scheduler_cls,
+            additional_config=additional,
+            seed=cfg.seed,
+        )
+        try:
+            self._llm = AsyncLLM.from_engine_args(args)
+        except Exception as exc:
+            raise EngineError(f"vLLM failed to start with model {cfg.model}: {exc}") from exc
+        self._tokenizer = self._llm.get_tokenizer()
+
+    def _require_llm(self) -> AsyncLLM:
+        if self._llm is None:
+            raise EngineError("engine is not started: await engine.start() first")
+        return self._llm
+
+    def render_prompt(self, prompt: str, *, use_chat_template: bool = True) -> str:
+        """The text the engine prefills: the prompt as one user turn when a template exists."""
+        self._require_llm()
+        if use_chat_template and getattr(self._tokenizer, "chat_template", None):
+            messages = [{"role": "user", "content": prompt}]
+            rendered = self._tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            return str(rendered)
+        return prompt
+
+    def count_prompt_tokens(self, prompt: str, *, use_chat_template: bool = True) -> int:
+        """Number of tokens the engine will prefill for `prompt`."""
+        text = self.render_prompt(prompt, use_chat_template=use_chat_template)
+        return len(self._tokenizer.encode(text))
+
+    def isolated_prefill_ms(self, num_tokens: int) -> float:
+        """Predicted prefill time of a lone `num_tokens` prompt, from the step-time predictor."""
+        return self.predictor.isolated_prefill_s(num_tokens) * 1e3
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        """Submit one request and yield its output deltas; the last one has `finished`."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        llm = self._require_llm()
+        params = SamplingParams(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            ignore_eos=request.ignore_eos,
+            output_kind=RequestOutputKind.DELTA,
+            extra_args=request.extra_args(),
+        )
+        prompt = self.render_prompt(request.prompt, use_chat_template=request.use_chat_template)
+        # Stock-vLLM EDF baseline: the priority heap keyed by the TTFT deadline in ms. (Our
+        # scheduler sets the same key itself, from extra_args.)
+        priority = int((time.time() * 1e3) + request.ttft_ms) if self.config.policy == "edf" else 0
+        try:
+            async for output in llm.generate(
+                prompt, params, request.request_id, priority=priority
+            ):
+                completion = output.outputs[0]
+                yield TokenDelta(
+                    text=completion.text,
+                    num_tokens=len(completion.token_ids),
+                    finished=output.finished,
+                    finish_reason=completion.finish_reason if output.finished else None,
+                )
+        except (EngineError, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise RequestFailed(str(exc) or type(exc).__name__, request_id=request.request_id) from exc
+
+    async def shutdown(self) -> None:
+        """Stop the engine core and its workers. Safe to call twice."""
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.shutdown()

@@ -1,0 +1,107 @@
+"""The object an agent body receives: `await ctx.run(stage, ...)` turns a stage into a request."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from agentflow.engine.interface import Engine, GenerationRequest
+from agentflow.errors import ProgramError, RequestFailed
+from agentflow.metrics.attainment import judge_slo
+from agentflow.program.stage import Stage
+from agentflow.runtime.records import StageRecord
+
+__all__ = ["Context"]
+
+
+class Context:
+    """Per-program-instance handle to the runtime. Not shared between instances."""
+
+    def __init__(
+        self, *, program_id: str, engine: Engine, run_started_s: float, ignore_eos: bool = False
+    ) -> None:
+        self.program_id = program_id
+        self.records: list[StageRecord] = []
+        self._engine = engine
+        self._run_started_s = run_started_s
+        self._ignore_eos = ignore_eos
+        self._iterations: Counter[str] = Counter()
+
+    async def run(self, stage: Stage[Any], *args: Any, **kwargs: Any) -> str:
+        """Render the stage's prompt, serve it under the stage's SLO, return the generated text.
+
+        Raises:
+            RequestFailed: the engine failed this request (recorded as a failed stage).
+        """
+        if not isinstance(stage, Stage):
+            raise ProgramError(
+                f"ctx.run expects a @stage, got {type(stage).__name__}",
+                field="stage",
+                code="run-not-stage",
+            )
+        spec = stage.spec
+        prompt = stage(*args, **kwargs)
+        iteration = self._iterations[spec.name]
+        self._iterations[spec.name] += 1
+        prompt_tokens = self._engine.count_prompt_tokens(
+            prompt, use_chat_template=spec.use_chat_template
+        )
+        ttft_budget_ms = spec.slo.resolve_ttft_ms(self._engine.isolated_prefill_ms(prompt_tokens))
+        request = GenerationRequest(
+            request_id=f"{self.program_id}:{spec.name}:{iteration}",
+            prompt=prompt,
+            max_tokens=spec.max_tokens,
+            ttft_ms=ttft_budget_ms,
+            tpot_ms=spec.slo.tpot_ms,
+            program_id=self.program_id,
+            stage=spec.name,
+            tier=spec.tier,
+            temperature=spec.temperature,
+            ignore_eos=self._ignore_eos,
+            use_chat_template=spec.use_chat_template,
+        )
+        submitted_s = time.monotonic()
+        record = StageRecord(
+            program_id=self.program_id,
+            stage=spec.name,
+            iteration=iteration,
+            tier=spec.tier,
+            request_id=request.request_id,
+            ttft_budget_ms=ttft_budget_ms,
+            tpot_budget_ms=spec.slo.tpot_ms,
+            prompt_tokens=prompt_tokens,
+            submitted_ms=(submitted_s - self._run_started_s) * 1e3,
+        )
+        self.records.append(record)
+        pieces: list[str] = []
+        try:
+            async for delta in self._engine.stream(request):
+                now_ms = (time.monotonic() - submitted_s) * 1e3
+                record.token_times_ms.extend([now_ms] * delta.num_tokens)
+                pieces.append(delta.text)
+                if delta.finished:
+                    record.finish_reason = delta.finish_reason
+        except RequestFailed as exc:
+            record.status, record.error = "failed", str(exc)
+            raise
+        finally:
+            _finalize(record)
+        return "".join(pieces)
+
+
+def _finalize(record: StageRecord) -> None:
+    """Fill the measured latencies and the SLO verdict from the token times."""
+    times = record.token_times_ms
+    record.output_tokens = len(times)
+    if record.status == "running":
+        record.status = "finished" if record.finish_reason is not None else "failed"
+        if record.status == "failed" and record.error is None:
+            record.error = "stream ended without a finished output (cancelled)"
+    if times:
+        record.ttft_ms = times[0]
+    if len(times) >= 2:
+        record.tpot_ms = (times[-1] - times[0]) / (len(times) - 1)
+    verdict = judge_slo(record.ttft_budget_ms, record.tpot_budget_ms, times)
+    record.ttft_met, record.tpot_met = verdict.ttft_met, verdict.tpot_met
+    record.slo_met = verdict.met and record.status == "finished"

@@ -1,0 +1,84 @@
+"""Runs program instances concurrently on one engine and collects their results."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+
+from agentflow.engine.interface import Engine
+from agentflow.program.agent import Agent
+from agentflow.runtime.context import Context
+from agentflow.runtime.records import ProgramResult, ProgramStatus
+
+__all__ = ["Runtime"]
+
+
+class Runtime:
+    """The facade users get: run an agent on many inputs over a shared engine.
+
+    Every submitted instance ends in a `ProgramResult` with a terminal status; an exception in
+    one instance fails that instance only.
+    """
+
+    def __init__(self, engine: Engine, *, ignore_eos: bool = False) -> None:
+        self.engine = engine
+        self.ignore_eos = ignore_eos
+        self._ids = itertools.count()
+        self._started_s = time.monotonic()
+
+    async def run_one(
+        self, agent: Agent, inputs: dict[str, Any], *, program_id: str | None = None
+    ) -> ProgramResult:
+        """Run one program instance to a terminal state."""
+        program_id = program_id or f"{agent.name}-{next(self._ids)}"
+        ctx = Context(
+            program_id=program_id,
+            engine=self.engine,
+            run_started_s=self._started_s,
+            ignore_eos=self.ignore_eos,
+        )
+        result = ProgramResult(
+            program_id=program_id, agent=agent.name, inputs=inputs, status=ProgramStatus.FAILED
+        )
+        started_s = time.monotonic()
+        deadline_s = agent.deadline_ms / 1e3 if agent.deadline_ms is not None else float("inf")
+        try:
+            with anyio.fail_after(deadline_s):
+                result.output = await agent(ctx, **inputs)
+            result.status = ProgramStatus.FINISHED
+        except TimeoutError:
+            result.status = ProgramStatus.DEADLINE_EXCEEDED
+            result.error = f"program deadline of {agent.deadline_ms:g} ms exceeded"
+        except Exception as exc:  # one failing instance must not take the others down
+            result.error = f"{type(exc).__name__}: {exc}"
+        result.latency_ms = (time.monotonic() - started_s) * 1e3
+        result.stages = ctx.records
+        return result
+
+    async def run_many(
+        self,
+        agent: Agent,
+        inputs: Sequence[dict[str, Any]],
+        *,
+        concurrency: int = 8,
+        on_done: Callable[[ProgramResult], None] | None = None,
+    ) -> list[ProgramResult]:
+        """Run one instance per input, at most `concurrency` at a time; results in input order."""
+        results: list[ProgramResult | None] = [None] * len(inputs)
+        limiter = anyio.CapacityLimiter(max(1, concurrency))
+
+        async def run_at(index: int) -> None:
+            async with limiter:
+                result = await self.run_one(agent, inputs[index])
+            results[index] = result
+            if on_done is not None:
+                on_done(result)
+
+        async with anyio.create_task_group() as group:
+            for index in range(len(inputs)):
+                group.start_soon(run_at, index)
+        return [r for r in results if r is not None]

@@ -1,0 +1,24 @@
+"""A two-stage reasoning agent: a fast "think" stage the user watches, then a relaxed answer.
+
+Run it: `agentflow run examples/reasoning.py --input "Why do leaves change colour?"`
+"""
+
+import agentflow as af
+
+
+@af.stage(ttft_ms=400, tpot_ms=50, max_tokens=128, tier="tight")
+def think(question: str) -> str:
+    # The user watches the reasoning stream: it must keep up (tight TPOT).
+    return f"Think step by step, in a few short sentences, about this question: {question}"
+
+
+@af.stage(ttft="5x", tpot_ms=150, max_tokens=96, tier="loose")
+def answer(question: str, think: str) -> str:
+    # Only the final answer is read as a whole: its budget is loose.
+    return f"Question: {question}\nNotes: {think}\nGive a short, direct answer."
+
+
+@af.agent
+async def reasoner(ctx: af.Context, question: str = "Why is the sky blue?") -> str:
+    notes = await ctx.run(think, question)
+    return await ctx.run(answer, question, notes)

@@ -1,0 +1,50 @@
+"""Fakes for unit tests. Integration tests use the real vLLM engine instead."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+
+from agentflow.engine.interface import GenerationRequest, TokenDelta
+from agentflow.errors import RequestFailed
+
+
+class FakeEngine:
+    """Echoes a fixed number of words per request, with configurable per-token delay."""
+
+    name = "fake"
+
+    def __init__(
+        self, *, token_delay_s: float = 0.0, fail_stages: frozenset[str] = frozenset()
+    ) -> None:
+        self.token_delay_s = token_delay_s
+        self.fail_stages = fail_stages
+        self.requests: list[GenerationRequest] = []
+        self.started = self.stopped = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        self.requests.append(request)
+        if request.stage in self.fail_stages:
+            raise RequestFailed("injected failure", request_id=request.request_id)
+        for index in range(request.max_tokens):
+            await anyio.sleep(self.token_delay_s)
+            last = index == request.max_tokens - 1
+            yield TokenDelta(
+                text=f"<{request.stage}{index}>",
+                num_tokens=1,
+                finished=last,
+                finish_reason="length" if last else None,
+            )
+
+    def count_prompt_tokens(self, prompt: str, *, use_chat_template: bool = True) -> int:
+        return len(prompt.split())
+
+    def isolated_prefill_ms(self, num_tokens: int) -> float:
+        return 10.0 + num_tokens
+
+    async def shutdown(self) -> None:
+        self.stopped = True

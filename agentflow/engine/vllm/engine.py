@@ -43,11 +43,13 @@ class VLLMEngine:
     def __init__(
         self, config: VLLMEngineConfig, *, predictor: StepTimePredictor | None = None
     ) -> None:
-        # Imported here: the engine-core process imports this package for the scheduler only.
-        from agentflow.planner import StepTimePredictor
+        if predictor is None:
+            # Imported here: the engine-core process imports this package for the scheduler only.
+            from agentflow.planner import StepTimePredictor
 
+            predictor = StepTimePredictor.default_cpu()
         self.config = config
-        self.predictor = predictor or StepTimePredictor.default_cpu()
+        self.predictor = predictor
         self._llm: AsyncLLM | None = None
         self._tokenizer: Any = None
 

@@ -1,0 +1,132 @@
+"""Integration: agentflow on the real vLLM CPU engine, with our scheduler in its engine core.
+
+One engine (tiny random Llama, `load_format="dummy"`) serves every test here; the last test
+shuts it down and checks that no engine process is left behind.
+"""
+
+import json
+
+import psutil
+import pytest
+
+import agentflow as af
+from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+from agentflow.runtime import ProgramStatus, Runtime
+
+pytestmark = [pytest.mark.anyio, pytest.mark.engine, pytest.mark.slow]
+
+
+@af.stage(ttft_ms=2000, tpot_ms=200, max_tokens=12, tier="tight")
+def think(question: str) -> str:
+    return f"Think step by step about: {question}"
+
+
+@af.stage(ttft="5x", tpot_ms=400, max_tokens=6, tier="loose")
+def answer(question: str, think: str) -> str:
+    return f"Question: {question}\nNotes: {think}\nAnswer:"
+
+
+@af.agent
+async def reasoner(ctx: af.Context, question: str) -> dict:
+    notes = await ctx.run(think, question)
+    return {"notes": notes, "answer": await ctx.run(answer, question, notes)}
+
+
+class SpyEngine(VLLMEngine):
+    """The real engine, remembering the requests it was given."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.requests = []
+
+    def stream(self, request):
+        self.requests.append(request)
+        return super().stream(request)
+
+
+@pytest.fixture(scope="module")
+def trace_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("trace") / "scheduler.jsonl"
+
+
+@pytest.fixture(scope="module")
+async def engine(tiny_model_dir, trace_path):
+    config = VLLMEngineConfig(
+        model=tiny_model_dir,
+        load_format="dummy",
+        kv_cache_mib=128,
+        max_model_len=1024,
+        trace_path=trace_path,
+    )
+    spy = SpyEngine(config)
+    await spy.start()
+    yield spy
+    await spy.shutdown()
+
+
+def _trace(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_our_scheduler_class_runs_inside_the_engine_core(engine, trace_path):
+    assert engine.scheduler_cls == "agentflow.engine.vllm.scheduler.SLOScheduler"
+    events = _trace(trace_path)
+    assert {"event": "start", "scheduler": "SLOScheduler"} in events
+
+
+async def test_two_stage_program_chains_outputs_and_slo_metadata_reaches_the_scheduler(
+    engine, trace_path
+):
+    runtime = Runtime(engine, ignore_eos=True)
+    result = await runtime.run_one(reasoner, {"question": "why?"}, program_id="prog-7")
+
+    assert result.status == ProgramStatus.FINISHED, result.error
+    think_req, answer_req = engine.requests[-2:]
+    assert result.output["notes"] and result.output["notes"] in answer_req.prompt
+
+    added = {e["stage"]: e for e in _trace(trace_path) if e["event"] == "add"}
+    assert added["think"]["ttft_ms"] == 2000
+    assert added["think"]["tpot_ms"] == 200
+    assert added["think"]["program_id"] == "prog-7"
+    assert added["think"]["tier"] == "tight"
+    assert added["answer"]["tier"] == "loose"
+    assert added["answer"]["ttft_ms"] == pytest.approx(answer_req.ttft_ms)
+
+
+async def test_client_side_ttft_and_tpot_are_recorded_per_stage(engine):
+    runtime = Runtime(engine, ignore_eos=True)
+    result = await runtime.run_one(reasoner, {"question": "how?"})
+    think_rec, answer_rec = result.stages
+    assert think_rec.output_tokens == 12 and answer_rec.output_tokens == 6
+    for rec in (think_rec, answer_rec):
+        assert rec.status == "finished"
+        assert rec.ttft_ms is not None and 0 < rec.ttft_ms < 10_000
+        assert rec.tpot_ms is not None and 0 < rec.tpot_ms < 2_000
+        assert len(rec.token_times_ms) == rec.output_tokens
+        assert rec.token_times_ms == sorted(rec.token_times_ms)
+
+
+async def test_concurrent_programs_all_finish_and_steps_are_traced(engine, trace_path):
+    runtime = Runtime(engine, ignore_eos=True)
+    results = await runtime.run_many(
+        reasoner, [{"question": f"q{i}"} for i in range(6)], concurrency=6
+    )
+    assert all(r.status == ProgramStatus.FINISHED for r in results)
+    steps = [e for e in _trace(trace_path) if e["event"] == "step"]
+    assert any(s["num_decode_reqs"] >= 2 for s in steps), "decodes of concurrent programs batch"
+    assert all(s["step_ms"] > 0 for s in steps)
+
+
+async def test_shutdown_leaves_no_engine_process(engine):
+    children = [p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)]
+    assert children, "the engine core runs in a child process"
+    await engine.shutdown()
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"engine processes left behind: {[p.cmdline() for p in alive]}"
+    await engine.shutdown()  # idempotent
+
+
+def _is_engine_process(process: psutil.Process) -> bool:
+    # Python's multiprocessing resource tracker is a helper of this test process, not of vLLM:
+    # it lives until the interpreter exits.
+    return "resource_tracker" not in " ".join(process.cmdline())

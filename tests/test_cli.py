@@ -1,0 +1,109 @@
+"""The command line: bad input gives one clear line and exit code 2; a real run writes JSON."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agentflow.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _program(tmp_path, body: str) -> Path:
+    path = tmp_path / "prog.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_missing_program_file_exits_2_with_one_line(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "absent.py")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_file_without_agent_exits_2(capsys, tmp_path):
+    assert main(["run", str(_program(tmp_path, "x = 1\n"))]) == 2
+    assert "defines no agent" in capsys.readouterr().err
+
+
+def test_invalid_stage_declaration_exits_2_naming_stage_and_field(capsys, tmp_path):
+    path = _program(
+        tmp_path,
+        """
+        import agentflow as af
+
+        @af.stage(ttft_ms=100, tpot_ms=-1, max_tokens=8)
+        def think(q: str) -> str:
+            return q
+
+        @af.agent
+        async def a(ctx, q: str) -> str:
+            return await ctx.run(think, q)
+        """,
+    )
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "stage 'think', field 'tpot_ms'" in err
+
+
+def test_bad_arguments_exit_2(capsys, tmp_path):
+    path = REPO / "examples" / "reasoning.py"
+    assert main(["run", str(path), "--concurrency", "0"]) == 2
+    assert "--concurrency" in capsys.readouterr().err
+    assert main(["run", str(path), "--inputs", str(tmp_path / "none.jsonl")]) == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "ok"}\n{"nope": 1}\n')
+    assert main(["run", str(path), "--inputs", str(bad)]) == 2
+    assert "row 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["run"])
+    assert info.value.code == 2
+
+
+def test_unknown_model_exits_2(capsys):
+    code = main(["run", str(REPO / "examples" / "reasoning.py"), "--model", "/nonexistent/m"])
+    assert code == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_help_works_for_every_command():
+    for argv in (["--help"], ["run", "--help"], ["models", "--help"], ["models", "prepare", "-h"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_reasoning_example_runs_end_to_end_on_smollm2(tmp_path):
+    """The README's main job: the example on the default model, through the real CLI."""
+    out = tmp_path / "run.json"
+    cli = Path(sys.executable).parent / "agentflow"
+    proc = subprocess.run(
+        [str(cli), "run", "examples/reasoning.py", "--json", str(out), "--inputs",
+         str(_two_questions(tmp_path))],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "160"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert [o["status"] for o in payload["outputs"]] == ["finished", "finished"]
+    assert all(o["output"].strip() for o in payload["outputs"])
+    stages = payload["stages"]
+    assert sorted(s["stage"] for s in stages) == ["answer", "answer", "think", "think"]
+    for rec in stages:
+        assert rec["output_tokens"] > 0
+        assert rec["ttft_ms"] > 0 and isinstance(rec["slo_met"], bool)
+        assert rec["tpot_budget_ms"] in (50, 150)
+    assert "Stages" in proc.stdout and "TTFT" in proc.stdout
+
+
+def _two_questions(tmp_path) -> Path:
+    path = tmp_path / "questions.jsonl"
+    path.write_text('"Why is the sky blue?"\n{"question": "What is 2 + 2?"}\n')
+    return path

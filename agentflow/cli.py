@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import anyio
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from agentflow.errors import AgentflowError, ConfigError, ModelError, ProgramError
 from agentflow.metrics.report import stage_summary_table, stage_table
@@ -96,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(args: argparse.Namespace, exc: Exception, code: int) -> int:
     if args.debug:
         console.print_exception()
-    console.print(f"[red]error:[/] {exc}")
+    # Text, not markup: messages quote user values such as "['x']" that markup would eat.
+    console.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
     return code
 
 
@@ -148,6 +151,8 @@ def _read_inputs(args: argparse.Namespace, agent: Agent) -> list[dict[str, Any]]
 def _cmd_run(args: argparse.Namespace) -> int:
     from agentflow.models import resolve_model
 
+    # vLLM's INFO/WARNING logs drown the result table; --debug brings them back.
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if args.debug else "ERROR")
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be ≥ 1, got {args.concurrency}")
     agent = pick_agent(load_agents(args.program), args.agent)
@@ -205,14 +210,17 @@ def _report(results: list[ProgramResult], args: argparse.Namespace) -> None:
             stdout.print(f"[bold]{result.program_id}[/]: {result.output}")
     for result in results:
         if result.status != ProgramStatus.FINISHED:
-            console.print(f"[red]{result.program_id} {result.status}:[/] {result.error}")
+            line = Text(f"{result.program_id} {result.status}: ", style="red")
+            console.print(line + Text(str(result.error)), soft_wrap=True)
     if len(records) <= _MAX_ROWS_PER_CALL:
         stdout.print(stage_table(records))
     else:
         stdout.print(stage_summary_table(records))
     finished = sum(r.status == ProgramStatus.FINISHED for r in results)
     met = sum(r.slo_met for r in records)
-    stdout.print(f"{finished}/{len(results)} programs finished; {met}/{len(records)} stages met SLO")
+    stdout.print(
+        f"{finished}/{len(results)} programs finished; {met}/{len(records)} stages met SLO"
+    )
 
 
 def _write_json(path: Path, results: list[ProgramResult]) -> None:

@@ -1,11 +1,11 @@
 """Every exception agentflow raises, rooted at `AgentflowError`.
 
-    AgentflowError
-    ├── ProgramError        a program or stage declaration is invalid (bad input)
-    ├── ModelError          the model cannot be found, prepared or loaded
-    ├── EngineError         the engine failed to start or failed while serving
-    │   └── RequestFailed   one request ended with an error (its program fails, others go on)
-    └── ConfigError         a runtime or CLI setting is invalid (bad input)
+AgentflowError
+├── ProgramError        a program or stage declaration is invalid (bad input)
+├── ModelError          the model cannot be found, prepared or loaded
+├── EngineError         the engine failed to start or failed while serving
+│   └── RequestFailed   one request ended with an error (its program fails, others go on)
+└── ConfigError         a runtime or CLI setting is invalid (bad input)
 """
 
 from __future__ import annotations

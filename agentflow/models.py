@@ -78,7 +78,9 @@ def resolve_model(model: str | None) -> Path:
         if named.exists():
             candidate = named
         else:
-            raise ModelError(f"model {model!r}: no such directory and no prepared model by that name")
+            raise ModelError(
+                f"model {model!r}: no such directory and no prepared model by that name"
+            )
     if not (candidate / "config.json").exists():
         raise ModelError(f"model {model!r}: {candidate} has no config.json")
     return candidate
@@ -155,10 +157,12 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     config.dtype = torch.bfloat16
-    clean = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
     missing, unexpected = clean.load_state_dict(quantized.state_dict(), strict=False)
     if unexpected or [k for k in missing if "rotary" not in k and "lm_head" not in k]:
-        raise ModelError(f"weight mismatch converting GGUF: missing={missing} unexpected={unexpected}")
+        raise ModelError(
+            f"weight mismatch converting GGUF: missing={missing} unexpected={unexpected}"
+        )
     clean.tie_weights()
     out_dir.mkdir(parents=True, exist_ok=True)
     clean.save_pretrained(out_dir, safe_serialization=True)
@@ -190,7 +194,7 @@ def build_tiny_model(out_dir: Path, *, num_layers: int = 2, hidden_size: int = 1
         "Summarize the following text in one sentence.",
     ]
     bpe.train_from_iterator(corpus * 20, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
     fast.save_pretrained(out_dir)

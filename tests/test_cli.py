@@ -86,9 +86,20 @@ def test_reasoning_example_runs_end_to_end_on_smollm2(tmp_path):
     out = tmp_path / "run.json"
     cli = Path(sys.executable).parent / "agentflow"
     proc = subprocess.run(
-        [str(cli), "run", "examples/reasoning.py", "--json", str(out), "--inputs",
-         str(_two_questions(tmp_path))],
-        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "160"},
+        [
+            str(cli),
+            "run",
+            "examples/reasoning.py",
+            "--json",
+            str(out),
+            "--inputs",
+            str(_two_questions(tmp_path)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "160"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads(out.read_text())

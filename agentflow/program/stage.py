@@ -134,7 +134,9 @@ def _build_spec(stage_name: str, fn: Callable[..., Any], **decl: Any) -> StageSp
             code="slo-missing",
         )
     try:
-        ttft_ms, slowdown = parse_ttft(decl["ttft"] if decl["ttft"] is not None else decl["ttft_ms"])
+        ttft_ms, slowdown = parse_ttft(
+            decl["ttft"] if decl["ttft"] is not None else decl["ttft_ms"]
+        )
     except ValueError as exc:
         raise ProgramError(str(exc), stage=stage_name, field="ttft", code="slo-invalid") from exc
     inputs = tuple(inspect.signature(fn).parameters)

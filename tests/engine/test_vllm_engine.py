@@ -81,7 +81,7 @@ async def test_two_stage_program_chains_outputs_and_slo_metadata_reaches_the_sch
     result = await runtime.run_one(reasoner, {"question": "why?"}, program_id="prog-7")
 
     assert result.status == ProgramStatus.FINISHED, result.error
-    think_req, answer_req = engine.requests[-2:]
+    answer_req = engine.requests[-1]
     assert result.output["notes"] and result.output["notes"] in answer_req.prompt
 
     added = {e["stage"]: e for e in _trace(trace_path) if e["event"] == "add"}

@@ -56,8 +56,14 @@ async def test_stage_records_hold_client_side_latencies_and_verdicts():
     assert think_rec.slo_met is True
     assert answer_rec.iteration == 0
     assert set(think_rec.to_json()) >= {
-        "program_id", "stage", "ttft_ms", "tpot_ms", "ttft_budget_ms", "tpot_budget_ms",
-        "slo_met", "output_tokens",
+        "program_id",
+        "stage",
+        "ttft_ms",
+        "tpot_ms",
+        "ttft_budget_ms",
+        "tpot_budget_ms",
+        "slo_met",
+        "output_tokens",
     }
 
 

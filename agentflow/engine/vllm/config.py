@@ -29,7 +29,7 @@ class VLLMEngineConfig(BaseModel):
     """Per-step token budget (chunked prefill chunk size for stock vLLM)."""
     load_format: str = "auto"
     """'dummy' initialises random weights (tests with a tiny config-only model)."""
-    dtype: str = "bfloat16"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
     enforce_eager: bool = True
     seed: int = 0
     trace_path: Path | None = None

@@ -150,9 +150,7 @@ class VLLMEngine:
         # scheduler sets the same key itself, from extra_args.)
         priority = int((time.time() * 1e3) + request.ttft_ms) if self.config.policy == "edf" else 0
         try:
-            async for output in llm.generate(
-                prompt, params, request.request_id, priority=priority
-            ):
+            async for output in llm.generate(prompt, params, request.request_id, priority=priority):
                 completion = output.outputs[0]
                 yield TokenDelta(
                     text=completion.text,
@@ -163,7 +161,9 @@ class VLLMEngine:
         except (EngineError, GeneratorExit):
             raise
         except Exception as exc:
-            raise RequestFailed(str(exc) or type(exc).__name__, request_id=request.request_id) from exc
+            raise RequestFailed(
+                str(exc) or type(exc).__name__, request_id=request.request_id
+            ) from exc
 
     async def shutdown(self) -> None:
         """Stop the engine core and its workers. Safe to call twice."""

@@ -72,9 +72,13 @@ class SLOSchedulerMixin(Scheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = (self.vllm_config.additional_config or {}).get("agentflow", {})
+        additional = self.vllm_config.additional_config
+        settings = additional.get("agentflow", {}) if isinstance(additional, dict) else {}
         trace_path = settings.get("trace_path")
-        self._trace: IO[str] | None = open(trace_path, "a", buffering=1) if trace_path else None
+        # Line-buffered and held open for the engine's life; closed in shutdown().
+        self._trace: IO[str] | None = (
+            open(trace_path, "a", buffering=1) if trace_path else None  # noqa: SIM115
+        )
         self._pending_step: _StepShape | None = None
         self._write({"event": "start", "scheduler": type(self).__qualname__})
 

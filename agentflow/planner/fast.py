@@ -1,0 +1,261 @@
+"""Fast planner: greedy EDF admission checked incrementally against the fluid model.
+
+# NOTE(planner): SLOs-Serve's `edf_sim` (§2.7) re-simulates the admitted set for every
+# candidate. Here the simulation is kept as running totals on a fixed time grid (every job's
+# deadline and decode window): per interval the prefill supply rate, per breakpoint the slack
+# (supply minus EDF demand) and its suffix minimum. A candidate only lowers slack from its
+# deadline on, so `work > suffix_min_slack[deadline]` rejects it in O(1), as does a decode load
+# larger than the rate where its decoding starts; the full check touches only its decode
+# window. Admission is monotone (adding never raises slack), so rejected candidates stay
+# rejected and one EDF pass suffices. Cost: O(N log N) set-up plus O(window) numpy work per
+# candidate that survives the O(1) tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from agentflow.planner.config import PlannerConfig
+from agentflow.planner.feasibility import EPS
+from agentflow.planner.grid import Grid, build_grid
+from agentflow.planner.pipeline import run_planning_round
+from agentflow.planner.predictor import StepTimePredictor
+from agentflow.planner.problem import PlanningProblem
+from agentflow.planner.request import PlanRequest
+from agentflow.planner.step_plan import Admission, Rejection, StepPlan
+
+__all__ = ["FastPlanner", "admit_greedy"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class _Ledger:
+    """Running supply/demand totals of the admitted set on the problem's grid."""
+
+    __slots__ = ("active", "base_s", "dt", "grid", "inv_periods", "load", "rate", "slack",
+                 "suffix_min", "tightest")
+
+    def __init__(self, problem: PlanningProblem, grid: Grid) -> None:
+        k = grid.num_intervals
+        self.grid = grid
+        self.base_s = problem.base_s
+        self.dt = grid.dt_s
+        self.inv_periods = grid.inv_periods
+        self.load: FloatArray = np.zeros(k)
+        self.active: IntArray = np.zeros((len(problem.periods_s), k), dtype=np.int64)
+        self.active[-1, :] = 1  # the idle level is always "active": it is the fallback
+        self.tightest: IntArray = np.full(k, problem.idle_level, dtype=np.int64)
+        self.rate: FloatArray = np.full(k, grid.idle_rate)
+        self.slack: FloatArray = np.zeros(k + 1)
+        self.suffix_min: FloatArray = np.zeros(k + 2)
+
+    def load_many(self, problem: PlanningProblem, jobs: npt.NDArray[np.int64]) -> bool:
+        """Add `jobs` at once (the old set); return whether the result is feasible."""
+        grid, k = self.grid, self.grid.num_intervals
+        a, b = grid.start_idx[jobs], grid.end_idx[jobs]
+        load = np.zeros(k + 1)
+        np.add.at(load, a, problem.load[jobs])
+        np.add.at(load, b, -problem.load[jobs])
+        active = np.zeros((len(problem.periods_s), k + 1), dtype=np.int64)
+        np.add.at(active, (problem.level[jobs], a), 1)
+        np.add.at(active, (problem.level[jobs], b), -1)
+        self.active = np.cumsum(active, axis=1)[:, :k]
+        self.active[-1, :] = 1
+        self.tightest = np.argmax(self.active > 0, axis=0).astype(np.int64)
+        self.load = np.cumsum(load)[:k]
+        self.rate = 1.0 - self.base_s * self.inv_periods[self.tightest] - self.load
+        demand = np.zeros(k + 1)
+        np.add.at(demand, grid.deadline_idx[jobs], problem.work_s[jobs])
+        supply = np.concatenate(([0.0], np.cumsum(self.rate * self.dt)))
+        self.slack = supply - np.cumsum(demand)
+        self._refresh()
+        return bool(np.all(self.rate >= -EPS) and np.all(self.slack >= -EPS))
+
+    def _refresh(self) -> None:
+        self.suffix_min = np.append(np.minimum.accumulate(self.slack[::-1])[::-1], np.inf)
+
+    def _apply(self, delta: FloatArray, a: int, b: int, d: int, work: float) -> FloatArray:
+        """Shift rate on [a, b) by `delta` and slack from d on by -work; return the new rate."""
+        cum = np.cumsum(delta * self.dt[a:b])
+        self.slack[a + 1 : b + 1] += cum
+        self.slack[b + 1 :] += cum[-1]
+        if work:
+            self.slack[d:] -= work
+        self._refresh()
+        return self.rate[a:b] + delta
+
+    def try_add(self, job: _Job, *, force: bool = False) -> bool:
+        """Admit one job if the model stays feasible (or unconditionally); report whether."""
+        work, load, level, d, a, b = job
+        if not force and work > self.suffix_min[d] + EPS:
+            return False
+        if a >= b:  # no decode phase: only its prefill work
+            if work > 0:
+                self.slack[d:] -= work
+                self._refresh()
+            return True
+        if not force and load > self.rate[a] + EPS:
+            return False
+        old_tight = self.tightest[a:b]
+        new_tight = np.minimum(old_tight, level)
+        delta = -load - self.base_s * (self.inv_periods[new_tight] - self.inv_periods[old_tight])
+        if not (force or self._fits(delta, work, a, b)):
+            return False
+        self.rate[a:b] = self._apply(delta, a, b, d, work)
+        self.tightest[a:b] = new_tight
+        self.load[a:b] += load
+        self.active[level, a:b] += 1
+        return True
+
+    def _fits(self, delta: FloatArray, work: float, a: int, b: int) -> bool:
+        """Whether rate shifted by `delta` on [a, b) and `work` due at point a stay feasible."""
+        if (self.rate[a:b] + delta).min() < -EPS:
+            return False
+        cum = np.cumsum(delta * self.dt[a:b])
+        # Prefilling jobs start decoding at their deadline (d == a); decoders have no work.
+        if work > 0 and (self.slack[a + 1 : b + 1] + cum).min() < work - EPS:
+            return False
+        return bool(self.suffix_min[b + 1] + cum[-1] >= work - EPS)
+
+    def remove(self, job: _Job) -> None:
+        """Take an admitted job out again."""
+        work, load, level, d, a, b = job
+        if a >= b:
+            self.slack[d:] += work
+            self._refresh()
+            return
+        self.active[level, a:b] -= 1
+        self.load[a:b] -= load
+        new_tight = np.argmax(self.active[:, a:b] > 0, axis=0)
+        new_rate = 1.0 - self.base_s * self.inv_periods[new_tight] - self.load[a:b]
+        self.rate[a:b] = self._apply(new_rate - self.rate[a:b], a, b, d, -work)
+        self.tightest[a:b] = new_tight
+
+
+_Job = tuple[float, float, int, int, int, int]
+"""(work, load, level, deadline index, load start index, load end index)."""
+
+
+def _reject_all(
+    problem: PlanningProblem, candidates: Sequence[int], reason: Rejection
+) -> dict[int, Rejection]:
+    return {j: Rejection.LATE if problem.is_late[j] else reason for j in candidates}
+
+
+def _footprints(problem: PlanningProblem) -> tuple[list[float], list[int]]:
+    """Compute footprint (prefill work plus decode load up to the last deadline) and blocks."""
+    horizon_s = float(problem.deadline_s.max()) if problem.num_jobs else 0.0
+    span = np.clip(np.minimum(problem.load_end_s, horizon_s) - problem.load_start_s, 0.0, None)
+    return (problem.work_s + problem.load * span).tolist(), problem.num_blocks.tolist()
+
+
+class _Greedy:
+    """EDF pass with Moore-Hodgson exchanges: a rejected job may replace a bulkier new one."""
+
+    def __init__(self, problem: PlanningProblem, ledger: _Ledger, max_swaps: int) -> None:
+        g = ledger.grid
+        self.problem, self.ledger = problem, ledger
+        self.jobs: list[_Job] = list(zip(
+            problem.work_s.tolist(), problem.load.tolist(), problem.level.tolist(),
+            g.deadline_idx.tolist(), g.start_idx.tolist(), g.end_idx.tolist(), strict=True))
+        self.footprint, self.blocks = _footprints(problem)
+        self.admitted = problem.is_old.copy()
+        self.new: list[int] = []
+        self.num_blocks = int(problem.num_blocks[problem.is_old].sum())
+        self.swaps_left = max_swaps
+
+    def offer(self, j: int) -> Rejection | None:
+        """Try to admit candidate j; return why not."""
+        p = self.problem
+        if self.num_blocks + self.blocks[j] <= p.kv_blocks_total:
+            if self.ledger.try_add(self.jobs[j]):
+                self._take(j)
+                return None
+            reason = Rejection.COMPUTE
+        else:
+            reason = Rejection.MEMORY
+        return reason if self._swap(j, reason) is None else None
+
+    def _take(self, j: int) -> None:
+        self.admitted[j] = True
+        self.new.append(j)
+        self.num_blocks += self.blocks[j]
+
+    def _swap(self, j: int, reason: Rejection) -> int | None:
+        """Replace the bulkiest new job by j if that fits; return the displaced job."""
+        if self.swaps_left <= 0 or not self.new:
+            return None
+        size = self.blocks if reason is Rejection.MEMORY else self.footprint
+        y = max(self.new, key=size.__getitem__)
+        if size[y] <= size[j]:
+            return None
+        self.swaps_left -= 1
+        if self.num_blocks - self.blocks[y] + self.blocks[j] > self.problem.kv_blocks_total:
+            return None
+        self.ledger.remove(self.jobs[y])
+        if not self.ledger.try_add(self.jobs[j]):
+            self.ledger.try_add(self.jobs[y], force=True)  # it fitted before: put it back
+            return None
+        self.admitted[y] = False
+        self.new.remove(y)
+        self.num_blocks -= self.blocks[y]
+        self._take(j)
+        return y
+
+
+def admit_greedy(
+    problem: PlanningProblem, config: PlannerConfig | None = None, max_swaps: int = 64
+) -> Admission:
+    """Admit candidates in EDF order while the fluid model stays feasible.
+
+    Old jobs are always kept; if they alone are infeasible, nothing new is admitted. A rejected
+    candidate may displace the bulkiest newly admitted job (Moore-Hodgson, optimal for the
+    single-machine deadline problem), at most `max_swaps` times per plan.
+    """
+    del config
+    ledger = _Ledger(problem, build_grid(problem))
+    old = np.flatnonzero(problem.is_old)
+    candidates = np.flatnonzero(~problem.is_old).tolist()
+    is_old_ok = ledger.load_many(problem, old) and len(old) <= problem.max_num_seqs
+    if not (is_old_ok and problem.num_blocks[old].sum() <= problem.kv_blocks_total):
+        reasons = _reject_all(problem, candidates, Rejection.OLD_INFEASIBLE)
+        return Admission(problem.is_old.copy(), reasons, is_overloaded=True)
+
+    greedy = _Greedy(problem, ledger, max_swaps)
+    reasons: dict[int, Rejection] = {}
+    late = problem.is_late.tolist()
+    for pos, j in enumerate(candidates):
+        if late[j]:
+            reasons[j] = Rejection.LATE
+        elif len(old) + len(greedy.new) >= problem.max_num_seqs:
+            reasons.update(_reject_all(problem, candidates[pos:], Rejection.SEQS))
+            break
+        elif (reason := greedy.offer(j)) is not None:
+            reasons[j] = reason
+    for j in candidates:
+        if not greedy.admitted[j] and j not in reasons:
+            reasons[j] = Rejection.COMPUTE  # displaced by a smaller job
+    return Admission(greedy.admitted, reasons)
+
+
+class FastPlanner:
+    """The default planner: greedy EDF admission with an incremental feasibility simulation."""
+
+    def admit(self, problem: PlanningProblem, config: PlannerConfig) -> Admission:
+        """Admission decision for `problem` (see `admit_greedy`)."""
+        return admit_greedy(problem, config)
+
+    def plan(
+        self,
+        now_s: float,
+        running: Sequence[PlanRequest],
+        waiting: Sequence[PlanRequest],
+        predictor: StepTimePredictor,
+        config: PlannerConfig,
+    ) -> StepPlan:
+        """Plan one round; see `agentflow.planner.plan`."""
+        return run_planning_round(self.admit, now_s, running, waiting, predictor, config)

@@ -1,0 +1,54 @@
+"""Time grid of a planning problem: every instant where the fluid model can change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from agentflow.planner.problem import PlanningProblem
+
+__all__ = ["Grid", "build_grid"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """Sorted breakpoints (seconds from now) and each job's breakpoint indices."""
+
+    points_s: FloatArray
+    """Breakpoints, starting at 0; interval i is [points_s[i], points_s[i + 1])."""
+    dt_s: FloatArray
+    """Interval lengths."""
+    deadline_idx: IntArray
+    start_idx: IntArray
+    end_idx: IntArray
+    idle_rate: float
+    """Prefill supply rate with no decoder active."""
+    inv_periods: FloatArray
+    """1 / cadence per level (the last level is idle)."""
+
+    @property
+    def num_intervals(self) -> int:
+        """Number of intervals."""
+        return len(self.dt_s)
+
+
+def build_grid(problem: PlanningProblem) -> Grid:
+    """Breakpoints of all jobs' deadlines and load windows, so any subset fits on them."""
+    points = np.unique(
+        np.concatenate(([0.0], problem.deadline_s, problem.load_start_s, problem.load_end_s))
+    )
+    inv_periods = 1.0 / problem.periods_s
+    return Grid(
+        points_s=points,
+        dt_s=np.diff(points),
+        deadline_idx=np.searchsorted(points, problem.deadline_s).astype(np.int64),
+        start_idx=np.searchsorted(points, problem.load_start_s).astype(np.int64),
+        end_idx=np.searchsorted(points, problem.load_end_s).astype(np.int64),
+        idle_rate=1.0 - problem.base_s * float(inv_periods[-1]),
+        inv_periods=inv_periods,
+    )

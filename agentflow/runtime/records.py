@@ -42,6 +42,8 @@ class StageRecord:
     ttft_met: bool = False
     tpot_met: bool = False
     slo_met: bool = False
+    best_effort: bool = False
+    """The engine served it in the best-effort lane (no SLO guarantee; counts as a miss)."""
     status: str = "running"
     """'finished' or 'failed' once the call is over."""
     finish_reason: str | None = None

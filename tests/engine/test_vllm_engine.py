@@ -117,6 +117,32 @@ async def test_concurrent_programs_all_finish_and_steps_are_traced(engine, trace
     assert all(s["step_ms"] > 0 for s in steps)
 
 
+@af.stage(ttft_ms=1, tpot_ms=200, max_tokens=4)
+def rushed(question: str) -> str:
+    return f"Answer at once, in one word, this long question: {question} " * 8
+
+
+@af.agent
+async def impatient(ctx: af.Context, question: str) -> str:
+    return await ctx.run(rushed, question)
+
+
+async def test_planner_serves_an_infeasible_request_best_effort_and_tells_the_caller(
+    engine, trace_path
+):
+    runtime = Runtime(engine, ignore_eos=True)
+    hopeless = await runtime.run_one(impatient, {"question": "why?"})
+    feasible = await runtime.run_one(reasoner, {"question": "why?"})
+
+    (rec,) = hopeless.stages
+    assert hopeless.status == ProgramStatus.FINISHED  # not dropped: served from spare capacity
+    assert rec.best_effort is True and rec.output_tokens == 4
+    assert rec.slo_met is False  # best-effort counts as a miss
+    assert [r.best_effort for r in feasible.stages] == [False, False]
+    plans = [e for e in _trace(trace_path) if e["event"] == "plan"]
+    assert any(rec.request_id in rid for p in plans for rid in p["best_effort"])
+
+
 async def test_shutdown_leaves_no_engine_process(engine):
     children = [p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)]
     assert children, "the engine core runs in a child process"

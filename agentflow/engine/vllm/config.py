@@ -7,7 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SchedulingPolicy", "VLLMEngineConfig"]
+__all__ = ["LANE_KEY", "SchedulingPolicy", "VLLMEngineConfig"]
+
+LANE_KEY = "agentflow_lane"
+"""Output key through which our scheduler tells the client a request's lane: vLLM outputs have
+no field for it, so it rides in `RequestOutput.kv_transfer_params` (unused without a connector).
+"""
 
 SchedulingPolicy = Literal["agentflow", "fcfs", "edf"]
 """agentflow = our scheduler class; fcfs = stock vLLM; edf = stock vLLM priority = deadline."""
@@ -32,6 +37,8 @@ class VLLMEngineConfig(BaseModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
     enforce_eager: bool = True
     seed: int = 0
+    planner: Literal["fast", "exact", "none"] = "fast"
+    """Our scheduler's planner ('none': deadline order only). Ignored by the stock policies."""
     trace_path: Path | None = None
     """Where our scheduler writes its JSON-lines trace of requests and steps (None: off)."""
     omp_threads_bind: str = "nobind"

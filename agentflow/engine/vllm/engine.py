@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from agentflow.engine.interface import GenerationRequest, TokenDelta
-from agentflow.engine.vllm.config import VLLMEngineConfig
+from agentflow.engine.vllm.config import LANE_KEY, VLLMEngineConfig
 from agentflow.errors import EngineError, RequestFailed
 
 if TYPE_CHECKING:
@@ -82,7 +82,9 @@ class VLLMEngine:
         except ImportError as exc:
             raise EngineError("vLLM is not installed: install agentflow[cpu] or [gpu]") from exc
         cfg = self.config
-        additional: dict[str, Any] = {"agentflow": {}}
+        additional: dict[str, Any] = {
+            "agentflow": {"planner": cfg.planner, "predictor": self.predictor.to_json()}
+        }
         if cfg.trace_path is not None:
             additional["agentflow"]["trace_path"] = str(cfg.trace_path)
         args = AsyncEngineArgs(
@@ -152,11 +154,13 @@ class VLLMEngine:
         try:
             async for output in llm.generate(prompt, params, request.request_id, priority=priority):
                 completion = output.outputs[0]
+                lane = (output.kv_transfer_params or {}).get(LANE_KEY)
                 yield TokenDelta(
                     text=completion.text,
                     num_tokens=len(completion.token_ids),
                     finished=output.finished,
                     finish_reason=completion.finish_reason if output.finished else None,
+                    lane=lane,
                 )
         except (EngineError, GeneratorExit):
             raise

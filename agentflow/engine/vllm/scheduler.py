@@ -1,25 +1,44 @@
-"""agentflow's scheduler inside vLLM's engine-core process: SLO metadata in, EDF order out.
+"""agentflow's scheduler inside vLLM's engine-core process: the SLO planner around vLLM's step.
 
 `SLOSchedulerMixin` wraps vLLM's own scheduler and changes only what reference/
-vllm_integration.md lists as safe per step. It reads each request's SLO from
-`sampling_params.extra_args`, orders waiting and running requests by TTFT deadline, and (when
-asked through `additional_config["agentflow"]["trace_path"]`) writes a JSON-lines trace of
-requests and step times that the tests, the profiler and the predictor's online fit read.
+vllm_integration.md lists as safe per step: the step's token budget, the admission cap, the
+order of the running list and the keys of the waiting heap. Everything it decides comes from
+`agentflow.planner`: each step it plans over the running and waiting requests, admitted
+requests go first in deadline order, and the rest form a best-effort lane that only gets the
+step's spare tokens (and is preempted first when KV memory runs out). Nothing is dropped: a
+best-effort request is still served, is reconsidered (promoted) every step, and the client
+learns its lane through `RequestOutput.kv_transfer_params["agentflow_lane"]`.
+
+Settings come from `additional_config["agentflow"]`: `planner` ("fast", "exact", or "none" for
+deadline order only), `predictor` (a StepTimePredictor JSON), `trace_path` (JSON lines of
+requests, plans and step times).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.output import SchedulerOutput
+from vllm.v1.core.sched.request_queue import create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
+from agentflow.engine.vllm.config import LANE_KEY
+from agentflow.engine.vllm.planning import (
+    BEST_EFFORT_PRIORITY_OFFSET,
+    settings_for,
+    to_plan_request,
+)
+from agentflow.planner import PlannerConfig, StepPlan, StepSample, StepTimePredictor, make_planner
+
 __all__ = ["RequestSLO", "SLOAsyncScheduler", "SLOScheduler", "SLOSchedulerMixin"]
+
+logger = logging.getLogger(__name__)
 
 _DEFAULT_TTFT_MS = 10_000.0
 _DEFAULT_TPOT_MS = 1_000.0
@@ -64,7 +83,7 @@ class _StepShape:
 
 
 class SLOSchedulerMixin(Scheduler):
-    """EDF by TTFT deadline over vLLM's scheduler, plus an optional trace of requests and steps.
+    """The planner around vLLM's scheduler, plus an optional trace of requests and steps.
 
     Typed as a `Scheduler` subclass so mypy sees the attributes it touches; the concrete classes
     below put it in front of `Scheduler` (CPU, sync) or `AsyncScheduler` (GPU).
@@ -79,9 +98,30 @@ class SLOSchedulerMixin(Scheduler):
         self._trace: IO[str] | None = (
             open(trace_path, "a", buffering=1) if trace_path else None  # noqa: SIM115
         )
+        predictor_json = settings.get("predictor")
+        self.predictor = (
+            StepTimePredictor.from_json(predictor_json)
+            if predictor_json
+            else StepTimePredictor.default_cpu()
+        )
+        self.planner_name: str = settings.get("planner", "fast")
+        self.planner = make_planner(self.planner_name) if self.planner_name != "none" else None
+        self.planner_config = PlannerConfig(
+            kv_blocks_total=max(1, self.kv_cache_config.num_blocks),
+            block_size=self.block_size,
+            max_num_batched_tokens=self.scheduler_config.max_num_batched_tokens,
+            max_num_seqs=min(
+                self.max_num_running_reqs, self.scheduler_config.max_num_batched_tokens
+            ),
+            planner=self.planner_name if self.planner_name != "none" else "fast",
+        )
+        self._admitted_ids: frozenset[str] = frozenset()
+        self._first_token_s: dict[str, float] = {}
+        self._lane_by_id: dict[str, str] = {}
         self._pending_step: _StepShape | None = None
         self._write({"event": "start", "scheduler": type(self).__qualname__})
 
+    # ---------------------------------------------------------------- requests in
     def add_request(self, request: Request) -> None:
         """Attach the request's SLO and key the waiting heap by its TTFT deadline."""
         slo = RequestSLO.from_request(request)
@@ -91,22 +131,119 @@ class SLOSchedulerMixin(Scheduler):
         self._write({"event": "add", "request_id": request.request_id, **asdict(slo)})
         super().add_request(request)
 
+    # ---------------------------------------------------------------- one step
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:
-        """Run vLLM's step with running requests in deadline order (earliest first)."""
-        # Decodes are served in list order and the FCFS preemption victim is the last entry, so
-        # EDF order gives budget to the most urgent requests and preempts the least urgent.
-        self.running.sort(key=_deadline_of)
-        output = super().schedule(throttle_prefills)
-        self._pending_step = self._shape_of(output) if self._trace is not None else None
+        """Plan, apply the plan to vLLM's settings for one step, run vLLM's step, restore."""
+        plan = self._plan_step() if self.planner is not None else None
+        if plan is None:
+            self.running.sort(key=_deadline_of)
+            output = super().schedule(throttle_prefills)
+        else:
+            output = self._schedule_with(plan, throttle_prefills)
+        self._pending_step = self._shape_of(output)
         return output
 
+    def _plan_step(self) -> StepPlan | None:
+        assert self.planner is not None
+        now_s = time.time()
+        started_s = time.perf_counter()
+        try:
+            running = [self._plan_request(r) for r in self.running]
+            waiting = [self._plan_request(r) for r in self.waiting]
+            plan = self.planner.plan(now_s, running, waiting, self.predictor, self.planner_config)
+        except Exception:  # a planner bug must not stall serving: fall back to EDF this step
+            logger.exception("agentflow planner failed; serving this step in deadline order")
+            return None
+        self._admitted_ids = frozenset(plan.admitted_ids)
+        if plan.newly_admitted_ids or plan.best_effort_ids:
+            self._write(
+                {
+                    "event": "plan",
+                    "admitted": len(plan.admitted_ids),
+                    "new": list(plan.newly_admitted_ids),
+                    "best_effort": list(plan.best_effort_ids),
+                    "reasons": {k: str(v) for k, v in plan.reason_by_id.items()},
+                    "token_budget": plan.token_budget,
+                    "spare": plan.num_spare_tokens,
+                    "plan_ms": (time.perf_counter() - started_s) * 1e3,
+                }
+            )
+        return plan
+
+    def _plan_request(self, request: Request) -> Any:
+        slo: RequestSLO = request.agentflow_slo  # type: ignore[attr-defined]
+        rid = request.request_id
+        return to_plan_request(
+            request,
+            ttft_s=slo.ttft_ms / 1e3,
+            tpot_s=slo.tpot_ms / 1e3,
+            first_token_s=self._first_token_s.get(rid),
+            admitted=rid in self._admitted_ids,
+        )
+
+    def _schedule_with(self, plan: StepPlan, throttle_prefills: bool) -> SchedulerOutput:
+        settings = settings_for(
+            plan,
+            running=self.running,
+            num_running=len(self.running),
+            max_tokens_cap=self.scheduler_config.max_num_batched_tokens,
+            max_active_cap=self.max_num_running_reqs,
+        )
+        saved_budget, saved_active = self.max_num_scheduled_tokens, self.max_num_active_reqs
+        # Re-key the waiting heap: admitted requests by deadline, best-effort after all of them.
+        waiting = list(self.waiting)
+        self.waiting = create_request_queue(self.policy)
+        for request in waiting:
+            slo: RequestSLO = request.agentflow_slo  # type: ignore[attr-defined]
+            key = int(slo.deadline_s * 1e3)
+            admitted = request.request_id in settings.admitted_ids
+            request.priority = key if admitted else key + BEST_EFFORT_PRIORITY_OFFSET
+            self.waiting.add_request(request)
+        ranks = settings.decode_rank_by_id
+        self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
+        self.max_num_scheduled_tokens = settings.token_budget
+        self.max_num_active_reqs = settings.max_active_reqs
+        try:
+            return super().schedule(throttle_prefills)
+        finally:
+            self.max_num_scheduled_tokens, self.max_num_active_reqs = saved_budget, saved_active
+
+    # ---------------------------------------------------------------- step done
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
-        """Pass through, recording the step's duration (sync mode: ≈ forward + sampling)."""
+        """Pass through; time the step, refine the predictor, record first tokens and lanes."""
+        now_s = time.time()
         step, self._pending_step = self._pending_step, None
         if step is not None:
-            elapsed_ms = (time.monotonic() - step.started_s) * 1e3
-            self._write({"event": "step", **asdict(step), "step_ms": elapsed_ms})
-        return super().update_from_output(scheduler_output, model_runner_output)
+            elapsed_s = time.monotonic() - step.started_s
+            self.predictor.observe(
+                StepSample(
+                    step.num_prefill_tokens,
+                    step.num_decode_reqs,
+                    step.num_context_tokens,
+                    0,
+                    elapsed_s,
+                )
+            )
+            self._write({"event": "step", **asdict(step), "step_ms": elapsed_s * 1e3})
+        outputs = super().update_from_output(scheduler_output, model_runner_output)
+        for engine_outputs in outputs.values():
+            for out in engine_outputs.outputs:
+                self._tag_lane(out, now_s)
+        return outputs
+
+    def _tag_lane(self, out: Any, now_s: float) -> None:
+        rid = out.request_id
+        if out.new_token_ids and rid not in self._lane_by_id:
+            self._first_token_s[rid] = now_s
+            # The lane is the promise in force when serving began: admitted at first token.
+            admitted = self.planner is None or rid in self._admitted_ids
+            self._lane_by_id[rid] = "admitted" if admitted else "best_effort"
+        lane = self._lane_by_id.get(rid)
+        if lane is not None and out.kv_transfer_params is None:
+            out.kv_transfer_params = {LANE_KEY: lane}
+        if out.finish_reason is not None:
+            self._first_token_s.pop(rid, None)
+            self._lane_by_id.pop(rid, None)
 
     def shutdown(self) -> None:
         """Close the trace, then shut vLLM's scheduler down."""

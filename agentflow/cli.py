@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ignore-eos", action="store_true", help="always generate max_tokens")
     _engine_options(run)
 
+    profile = commands.add_parser("profile", help="fit the step-time predictor on this machine")
+    profile.add_argument("--quick", action="store_true", help="a smaller grid (about a minute)")
+    profile.add_argument("--json", type=Path, help="write samples and accuracy here")
+    _engine_options(profile)
+
     models = commands.add_parser("models", help="prepare or list models")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     prepare = model_commands.add_parser("prepare", help="prepare the default SmolLM2 model")
@@ -83,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "profile":
+            return _cmd_profile(args)
         return _cmd_models(args)
     except (ProgramError, ConfigError) as exc:
         return _fail(args, exc, EXIT_BAD_INPUT)
@@ -148,20 +155,17 @@ def _read_inputs(args: argparse.Namespace, agent: Agent) -> list[dict[str, Any]]
     return inputs
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _engine_config(args: argparse.Namespace) -> Any:
+    """The engine settings the command line asks for (validated)."""
     from agentflow.models import resolve_model
 
     # vLLM's INFO/WARNING logs drown the result table; --debug brings them back.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if args.debug else "ERROR")
-    if args.concurrency < 1:
-        raise ConfigError(f"--concurrency must be ≥ 1, got {args.concurrency}")
-    agent = pick_agent(load_agents(args.program), args.agent)
-    inputs = _read_inputs(args, agent)
     model = resolve_model(args.model)
-    from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+    from agentflow.engine.vllm import VLLMEngineConfig
 
     try:
-        config = VLLMEngineConfig(
+        return VLLMEngineConfig(
             model=model,
             policy=args.policy,
             kv_cache_mib=args.kv_cache_mib,
@@ -172,6 +176,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(f"engine settings: {exc}") from exc
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from agentflow.engine.vllm.profile_store import profile_path
+    from agentflow.engine.vllm.profiling import ProfileGrid, measure_steps, split_samples
+    from agentflow.planner import StepTimePredictor, evaluate
+
+    config = _engine_config(args)
+    grid = ProfileGrid.quick() if args.quick else ProfileGrid()
+    with console.status(f"profiling {config.model.name}: running the batch grid"):
+        samples = anyio.run(measure_steps, config, grid)
+    train, held_out = split_samples(samples)
+    accuracy = evaluate(StepTimePredictor.fit(train), held_out)
+    predictor = StepTimePredictor.fit(samples)
+    path = profile_path(config.model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    predictor.save(path)
+    stdout.print(
+        f"{len(samples)} steps; held-out R² {accuracy['r2']:.3f}, MAPE {accuracy['mape']:.1%}"
+    )
+    stdout.print(f"profile saved to {path}: {predictor}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"accuracy": accuracy, "profile": predictor.to_json()}))
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be ≥ 1, got {args.concurrency}")
+    agent = pick_agent(load_agents(args.program), args.agent)
+    inputs = _read_inputs(args, agent)
+    config = _engine_config(args)
+    from agentflow.engine.vllm import VLLMEngine
+
     results = anyio.run(_run_programs, VLLMEngine(config), agent, inputs, args)
     _report(results, args)
     if args.json is not None:

@@ -2,6 +2,7 @@
 
 AgentflowError
 ├── ProgramError        a program or stage declaration is invalid (bad input)
+├── IterationLimit      a program's loop ran out of its declared iterations
 ├── ModelError          the model cannot be found, prepared or loaded
 ├── EngineError         the engine failed to start or failed while serving
 │   └── RequestFailed   one request ended with an error (its program fails, others go on)
@@ -14,6 +15,7 @@ __all__ = [
     "AgentflowError",
     "ConfigError",
     "EngineError",
+    "IterationLimit",
     "ModelError",
     "ProgramError",
     "RequestFailed",
@@ -43,6 +45,10 @@ class ProgramError(AgentflowError):
         self.stage = stage
         self.field = field
         self.code = code
+
+
+class IterationLimit(AgentflowError):
+    """A program loop reached its declared `max_iterations`. Ends that program instance only."""
 
 
 class ConfigError(AgentflowError):

@@ -16,10 +16,16 @@ class FakeEngine:
     name = "fake"
 
     def __init__(
-        self, *, token_delay_s: float = 0.0, fail_stages: frozenset[str] = frozenset()
+        self,
+        *,
+        token_delay_s: float = 0.0,
+        fail_stages: frozenset[str] = frozenset(),
+        replies: dict[str, list[str]] | None = None,
     ) -> None:
         self.token_delay_s = token_delay_s
         self.fail_stages = fail_stages
+        self.replies = {stage: list(texts) for stage, texts in (replies or {}).items()}
+        """stage -> texts to answer with, one per call (then the default echo)."""
         self.requests: list[GenerationRequest] = []
         self.started = self.stopped = False
 
@@ -30,6 +36,11 @@ class FakeEngine:
         self.requests.append(request)
         if request.stage in self.fail_stages:
             raise RequestFailed("injected failure", request_id=request.request_id)
+        if self.replies.get(request.stage):
+            text = self.replies[request.stage].pop(0)
+            await anyio.sleep(self.token_delay_s)
+            yield TokenDelta(text, len(text.split()), finished=True, finish_reason="stop")
+            return
         for index in range(request.max_tokens):
             await anyio.sleep(self.token_delay_s)
             last = index == request.max_tokens - 1

@@ -4,29 +4,85 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentflow.engine.interface import Engine, GenerationRequest
-from agentflow.errors import ProgramError, RequestFailed
+from agentflow.errors import ConfigError, ProgramError, RequestFailed
 from agentflow.metrics.attainment import judge_slo
 from agentflow.program.stage import Stage
-from agentflow.runtime.records import StageRecord
+from agentflow.runtime.records import StageRecord, ToolRecord
+
+if TYPE_CHECKING:
+    from tools.client import ToolClient
+    from tools.result import ToolResult
 
 __all__ = ["Context"]
+
+_DEFAULT_TOOL_TIMEOUT_S = 10.0
 
 
 class Context:
     """Per-program-instance handle to the runtime. Not shared between instances."""
 
     def __init__(
-        self, *, program_id: str, engine: Engine, run_started_s: float, ignore_eos: bool = False
+        self,
+        *,
+        program_id: str,
+        engine: Engine,
+        run_started_s: float,
+        ignore_eos: bool = False,
+        tools: ToolClient | None = None,
+        deadline_s: float | None = None,
     ) -> None:
         self.program_id = program_id
         self.records: list[StageRecord] = []
+        self.tool_records: list[ToolRecord] = []
+        self.deadline_s = deadline_s
+        """Monotonic time by which the program must end (None: no deadline)."""
         self._engine = engine
+        self._tools = tools
         self._run_started_s = run_started_s
         self._ignore_eos = ignore_eos
         self._iterations: Counter[str] = Counter()
+
+    @property
+    def remaining_s(self) -> float | None:
+        """Seconds left before the program's deadline, or None without one."""
+        return None if self.deadline_s is None else self.deadline_s - time.monotonic()
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> ToolResult:
+        """Call a tool on the runtime's tool servers; failures come back as `ok=False`.
+
+        The timeout is the smaller of `timeout_s` (default 10 s) and the time left before the
+        program's deadline, so a slow tool cannot push the program past its budget.
+
+        Raises:
+            ConfigError: the runtime was started without tool servers.
+        """
+        if self._tools is None:
+            raise ConfigError(
+                f"program {self.program_id} called tool {name!r} but the runtime has no tool"
+                " servers: pass Runtime(..., tools=ToolClient([...]))"
+            )
+        budget_s = timeout_s if timeout_s is not None else _DEFAULT_TOOL_TIMEOUT_S
+        if (remaining := self.remaining_s) is not None:
+            budget_s = min(budget_s, remaining)
+        iteration = sum(1 for rec in self.tool_records if rec.tool == name)
+        result = await self._tools.call(name, arguments or {}, timeout_s=budget_s)
+        self.tool_records.append(
+            ToolRecord(
+                program_id=self.program_id,
+                tool=name,
+                iteration=iteration,
+                ok=result.ok,
+                latency_ms=result.latency_ms,
+                attempts=result.attempts,
+                error=result.error,
+            )
+        )
+        return result
 
     async def run(self, stage: Stage[Any], *args: Any, **kwargs: Any) -> str:
         """Render the stage's prompt, serve it under the stage's SLO, return the generated text.

@@ -6,7 +6,13 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["TERMINAL_PROGRAM_STATUSES", "ProgramResult", "ProgramStatus", "StageRecord"]
+__all__ = [
+    "TERMINAL_PROGRAM_STATUSES",
+    "ProgramResult",
+    "ProgramStatus",
+    "StageRecord",
+    "ToolRecord",
+]
 
 
 class ProgramStatus(enum.StrEnum):
@@ -15,6 +21,7 @@ class ProgramStatus(enum.StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     DEADLINE_EXCEEDED = "deadline_exceeded"
+    MAX_ITERATIONS = "max_iterations"
 
 
 TERMINAL_PROGRAM_STATUSES = frozenset(ProgramStatus)
@@ -58,6 +65,23 @@ class StageRecord:
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class ToolRecord:
+    """One tool call made by a program instance."""
+
+    program_id: str
+    tool: str
+    iteration: int
+    ok: bool
+    latency_ms: float
+    attempts: int
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
 @dataclass(slots=True)
 class ProgramResult:
     """One program instance: its input, its output or error, and its stage records."""
@@ -70,6 +94,7 @@ class ProgramResult:
     error: str | None = None
     latency_ms: float = 0.0
     stages: list[StageRecord] = field(default_factory=list)
+    tools: list[ToolRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of the outcome (stage records are listed separately)."""

@@ -5,14 +5,18 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from agentflow.engine.interface import Engine
+from agentflow.errors import IterationLimit
 from agentflow.program.agent import Agent
 from agentflow.runtime.context import Context
 from agentflow.runtime.records import ProgramResult, ProgramStatus
+
+if TYPE_CHECKING:
+    from tools.client import ToolClient
 
 __all__ = ["Runtime"]
 
@@ -24,9 +28,12 @@ class Runtime:
     one instance fails that instance only.
     """
 
-    def __init__(self, engine: Engine, *, ignore_eos: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, ignore_eos: bool = False, tools: ToolClient | None = None
+    ) -> None:
         self.engine = engine
         self.ignore_eos = ignore_eos
+        self.tools = tools
         self._ids = itertools.count()
         self._started_s = time.monotonic()
 
@@ -35,21 +42,26 @@ class Runtime:
     ) -> ProgramResult:
         """Run one program instance to a terminal state."""
         program_id = program_id or f"{agent.name}-{next(self._ids)}"
+        started_s = time.monotonic()
+        budget_s = agent.deadline_ms / 1e3 if agent.deadline_ms is not None else None
         ctx = Context(
             program_id=program_id,
             engine=self.engine,
             run_started_s=self._started_s,
             ignore_eos=self.ignore_eos,
+            tools=self.tools,
+            deadline_s=started_s + budget_s if budget_s is not None else None,
         )
         result = ProgramResult(
             program_id=program_id, agent=agent.name, inputs=inputs, status=ProgramStatus.FAILED
         )
-        started_s = time.monotonic()
-        deadline_s = agent.deadline_ms / 1e3 if agent.deadline_ms is not None else float("inf")
         try:
-            with anyio.fail_after(deadline_s):
+            with anyio.fail_after(budget_s):
                 result.output = await agent(ctx, **inputs)
             result.status = ProgramStatus.FINISHED
+        except IterationLimit as exc:
+            result.status = ProgramStatus.MAX_ITERATIONS
+            result.error = str(exc)
         except TimeoutError:
             result.status = ProgramStatus.DEADLINE_EXCEEDED
             result.error = f"program deadline of {agent.deadline_ms:g} ms exceeded"
@@ -57,6 +69,7 @@ class Runtime:
             result.error = f"{type(exc).__name__}: {exc}"
         result.latency_ms = (time.monotonic() - started_s) * 1e3
         result.stages = ctx.records
+        result.tools = ctx.tool_records
         return result
 
     async def run_many(

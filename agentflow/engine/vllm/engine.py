@@ -45,9 +45,10 @@ class VLLMEngine:
     ) -> None:
         if predictor is None:
             # Imported here: the engine-core process imports this package for the scheduler only.
+            from agentflow.engine.vllm.profile_store import load_profile
             from agentflow.planner import StepTimePredictor
 
-            predictor = StepTimePredictor.default_cpu()
+            predictor = load_profile(config.model) or StepTimePredictor.default_cpu()
         self.config = config
         self.predictor = predictor
         self._llm: AsyncLLM | None = None

@@ -1,0 +1,35 @@
+"""Fitted step-time profiles, cached per (model, hardware) under the user cache."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from agentflow.models import cache_dir
+from agentflow.planner import StepTimePredictor
+
+__all__ = ["hardware_id", "load_profile", "profile_path"]
+
+
+def hardware_id() -> str:
+    """A short name for this machine's accelerator (or CPU) for profile file names."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0).replace(" ", "-").lower()
+    except ImportError:
+        pass
+    return f"cpu-{platform.machine()}-{os.cpu_count()}c"
+
+
+def profile_path(model: Path) -> Path:
+    """Where the fitted profile of `model` on this hardware is cached."""
+    return cache_dir() / "profiles" / f"{model.name}__{hardware_id()}.json"
+
+
+def load_profile(model: Path) -> StepTimePredictor | None:
+    """The cached profile for `model` on this hardware, if one was fitted."""
+    path = profile_path(model)
+    return StepTimePredictor.load(path) if path.exists() else None

@@ -1,0 +1,29 @@
+"""Reasoning: a fast "think" stage the user watches, then a relaxed "answer"."""
+
+from __future__ import annotations
+
+import agentflow as af
+
+__all__ = ["STAGES", "answer", "reason", "think"]
+
+
+@af.stage(ttft_ms=400, tpot_ms=50, max_tokens=128, tier="tight", name="think")
+def think(question: str) -> str:
+    """Reasoning the user watches stream: tight TPOT."""
+    return f"Think step by step, in a few short sentences, about this question: {question}"
+
+
+@af.stage(ttft="5x", tpot_ms=150, max_tokens=96, tier="loose", name="answer")
+def answer(question: str, think: str) -> str:
+    """The final answer, read as a whole: loose budget."""
+    return f"Question: {question}\nNotes: {think}\nGive a short, direct answer."
+
+
+STAGES = (think, answer)
+
+
+async def reason(ctx: af.Context, question: str) -> str:
+    """Think, then answer with the thoughts in the prompt (two requests; the second prefill
+    re-reads the notes)."""
+    notes = await ctx.run(think, question)
+    return await ctx.run(answer, question, notes)

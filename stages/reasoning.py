@@ -23,7 +23,10 @@ STAGES = (think, answer)
 
 
 async def reason(ctx: af.Context, question: str) -> str:
-    """Think, then answer with the thoughts in the prompt (two requests; the second prefill
-    re-reads the notes)."""
+    """Think, then answer with the thoughts in the prompt.
+
+    Two requests: the second prefill re-reads the question and the notes (prefix caching makes
+    the shared part cheap).
+    """
     notes = await ctx.run(think, question)
     return await ctx.run(answer, question, notes)

@@ -8,7 +8,10 @@ is poured into admitted prompts EDF-first, as chunks (chunked prefill).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import numpy.typing as npt
 
 from agentflow.planner.config import PlannerConfig
 from agentflow.planner.predictor import StepTimePredictor
@@ -16,6 +19,9 @@ from agentflow.planner.problem import PlanningProblem
 from agentflow.planner.step_plan import Admission, StepPlan
 
 __all__ = ["build_step_plan", "pour_prefill"]
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def pour_prefill(
@@ -60,12 +66,41 @@ def pour_prefill(
     return chunks
 
 
-def _time_budget_s(problem: PlanningProblem, decoders: np.ndarray, config: PlannerConfig) -> float:
-    """Time until the earliest pending decode deadline (less the tier margin), capped."""
-    if len(decoders) == 0:
-        return config.horizon_s
-    earliest = float(problem.slack_s[decoders].min()) - config.tier_margin_s
-    return min(config.horizon_s, earliest)
+@dataclass(frozen=True, slots=True)
+class _Decodes:
+    """The step's decode side: its time budget and the decoders that must run."""
+
+    budget_s: float
+    pending: IntArray
+    """Admitted jobs still decoding."""
+    must: IntArray
+    """Those whose next token's interval opens before the step ends, earliest due first."""
+    features: tuple[int, int, int]
+    """(decode requests, their cached tokens, draft tokens) for the predictor."""
+    num_tokens: int
+
+
+def _plan_decodes(
+    problem: PlanningProblem,
+    admitted: BoolArray,
+    predictor: StepTimePredictor,
+    config: PlannerConfig,
+) -> _Decodes:
+    """Budget = time until the earliest pending decode deadline (less the tier margin)."""
+    has_tokens_left = problem.load_end_s > problem.load_start_s
+    pending = np.flatnonzero(admitted & problem.is_decoding & has_tokens_left)
+    budget_s = config.horizon_s
+    if len(pending):
+        budget_s = min(budget_s, float(problem.slack_s[pending].min()) - config.tier_margin_s)
+    opens_s = problem.slack_s[pending] - problem.tpot_s[pending]
+    must = pending[opens_s < budget_s]
+    must = must[np.argsort(problem.slack_s[must], kind="stable")]
+    spec = problem.spec_len[must]
+    context = sum(problem.requests[i].num_context_tokens() for i in must.tolist())
+    features = (len(must), context, int((spec - 1).sum()))
+    # Behind schedule: the step cannot be shorter than its decodes.
+    budget_s = max(budget_s, predictor.step_time_s(0, *features))
+    return _Decodes(budget_s, pending, must, features, int(spec.sum()))
 
 
 def build_step_plan(
@@ -76,54 +111,40 @@ def build_step_plan(
 ) -> StepPlan:
     """Lay out this step for an admission decision (see the module docstring)."""
     reqs, admitted = problem.requests, admission.admitted
-    remaining_out = np.array([r.max_output_tokens - r.num_output_tokens for r in reqs])
-    decoders = np.flatnonzero(admitted & problem.is_decoding & (remaining_out > 0))
-    budget_s = _time_budget_s(problem, decoders, config)
-    tpot = np.array([reqs[i].tpot_s for i in decoders])
-    must = decoders[problem.slack_s[decoders] - tpot < budget_s]
-    must = must[np.argsort(problem.slack_s[must], kind="stable")]
-    spec = problem.spec_len[must]
-    num_decode_tokens = int(spec.sum())
-    context = sum(reqs[i].num_context_tokens() for i in must)
-    features = (len(must), context, int((spec - 1).sum()))
-    budget_s = max(budget_s, predictor.step_time_s(0, *features))
-    left_s = [budget_s - predictor.bias_s - p.time_s(0, *features) for p in predictor.pieces]
-
+    dec = _plan_decodes(problem, admitted, predictor, config)
+    left_s = [
+        dec.budget_s - predictor.bias_s - p.time_s(0, *dec.features) for p in predictor.pieces
+    ]
     prompts = [
         (reqs[i].request_id, reqs[i].num_computed_tokens, reqs[i].num_prompt_tokens)
-        for i in np.flatnonzero(admitted & ~problem.is_decoding)
+        for i in np.flatnonzero(admitted & ~problem.is_decoding).tolist()
     ]
-    token_room = config.max_num_batched_tokens - num_decode_tokens
-    seq_room = config.max_num_seqs - len(must)
+    token_room = config.max_num_batched_tokens - dec.num_tokens
+    seq_room = config.max_num_seqs - len(dec.must)
     chunks = pour_prefill(predictor, left_s, prompts, token_room, seq_room)
     token_room -= sum(chunks.values())
-    spare = min(
-        [
-            token_room,
-            *(p.max_chunk_tokens(t, 0) for p, t in zip(predictor.pieces, left_s, strict=True)),
-        ]
-    )
-    spare = max(spare, 0)
-
+    fits = (p.max_chunk_tokens(t, 0) for p, t in zip(predictor.pieces, left_s, strict=True))
+    spare = max(0, min(token_room, *fits))
     best_effort = np.flatnonzero(~admitted)
-    planned = len(must) + len(chunks)
-    if spare > 0:
-        planned += len(decoders) - len(must) + len(best_effort)
+    planned = len(dec.must) + len(chunks)
+    if spare > 0:  # room for ahead-of-schedule decoders and best-effort work
+        planned += len(dec.pending) - len(dec.must) + len(best_effort)
     ids = [r.request_id for r in reqs]
+    admitted_jobs = np.flatnonzero(admitted).tolist()
     return StepPlan(
-        admitted_ids=tuple(ids[i] for i in np.flatnonzero(admitted)),
-        newly_admitted_ids=tuple(ids[i] for i in np.flatnonzero(admitted & ~problem.is_old)),
-        best_effort_ids=tuple(ids[i] for i in best_effort),
+        admitted_ids=tuple(ids[i] for i in admitted_jobs),
+        newly_admitted_ids=tuple(ids[i] for i in admitted_jobs if not problem.is_old[i]),
+        best_effort_ids=tuple(ids[i] for i in best_effort.tolist()),
         prefill_tokens_by_id=chunks,
-        num_decode_tokens=num_decode_tokens,
-        token_budget=num_decode_tokens + sum(chunks.values()),
+        num_decode_tokens=dec.num_tokens,
+        token_budget=dec.num_tokens + sum(chunks.values()),
         max_batch_size=max(1, min(config.max_num_seqs, planned)),
-        step_time_budget_s=budget_s,
+        step_time_budget_s=dec.budget_s,
         spec_len_by_tier=dict(problem.spec_len_by_tier),
         tpot_tiers_s=problem.tiers_s,
-        decode_ids=tuple(ids[i] for i in must),
+        decode_ids=tuple(ids[i] for i in dec.must.tolist()),
         num_spare_tokens=int(spare),
-        tier_by_id={ids[i]: int(problem.tier[i]) for i in np.flatnonzero(admitted)},
+        tier_by_id={ids[i]: int(problem.tier[i]) for i in admitted_jobs},
         reason_by_id={ids[j]: reason for j, reason in admission.reason_by_job.items()},
         is_overloaded=admission.is_overloaded,
     )

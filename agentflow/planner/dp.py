@@ -121,7 +121,7 @@ class _Solver:
 
 
 def _dominates(x: _State, y: _State, j: int) -> bool:
-    """x is at least as good as y for every continuation after grid point j."""
+    """Whether state x is at least as good as y for every continuation after grid point j."""
     return (
         x.num_blocks <= y.num_blocks
         and x.leftover_s >= y.leftover_s
@@ -171,12 +171,11 @@ def _run_layers(solver: _Solver, problem: PlanningProblem) -> list[dict[Key, lis
         tier, j = int(problem.tier[n]), int(solver.g.deadline_idx[n])
         for m in range(last_old, n):  # never skip an old job
             for key, states in layers[m + 1].items():
-                new_key = key[:tier] + (key[tier] + 1,) + key[tier + 1 :]
-                bucket = layers[n + 1].setdefault(new_key, [])
+                new_key = (*key[:tier], key[tier] + 1, *key[tier + 1 :])
                 for s in states:
                     child = solver.extend(s, n)
                     if child is not None:
-                        _insert(bucket, child, j)
+                        _insert(layers[n + 1].setdefault(new_key, []), child, j)
         if problem.is_old[n]:
             last_old = n
     return layers

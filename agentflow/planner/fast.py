@@ -36,22 +36,36 @@ IntArray = npt.NDArray[np.int64]
 class _Ledger:
     """Running supply/demand totals of the admitted set on the problem's grid."""
 
-    __slots__ = ("active", "base_s", "dt", "grid", "inv_periods", "load", "rate", "slack",
-                 "suffix_min", "tightest")
+    __slots__ = (
+        "_suffix_view",
+        "active",
+        "base_s",
+        "dt",
+        "grid",
+        "inv_periods",
+        "load",
+        "points",
+        "rate",
+        "slack",
+        "suffix_min",
+        "tightest",
+    )
 
     def __init__(self, problem: PlanningProblem, grid: Grid) -> None:
         k = grid.num_intervals
         self.grid = grid
         self.base_s = problem.base_s
-        self.dt = grid.dt_s
-        self.inv_periods = grid.inv_periods
+        self.points, self.dt, self.inv_periods = grid.points_s, grid.dt_s, grid.inv_periods
         self.load: FloatArray = np.zeros(k)
         self.active: IntArray = np.zeros((len(problem.periods_s), k), dtype=np.int64)
         self.active[-1, :] = 1  # the idle level is always "active": it is the fallback
         self.tightest: IntArray = np.full(k, problem.idle_level, dtype=np.int64)
         self.rate: FloatArray = np.full(k, grid.idle_rate)
         self.slack: FloatArray = np.zeros(k + 1)
-        self.suffix_min: FloatArray = np.zeros(k + 2)
+        """Supply minus EDF demand at each breakpoint."""
+        self.suffix_min: FloatArray = np.full(k + 2, np.inf)
+        """min(slack[i:]) at i; +inf past the end."""
+        self._suffix_view = self.suffix_min[k::-1]
 
     def load_many(self, problem: PlanningProblem, jobs: npt.NDArray[np.int64]) -> bool:
         """Add `jobs` at once (the old set); return whether the result is feasible."""
@@ -76,64 +90,81 @@ class _Ledger:
         return bool(np.all(self.rate >= -EPS) and np.all(self.slack >= -EPS))
 
     def _refresh(self) -> None:
-        self.suffix_min = np.append(np.minimum.accumulate(self.slack[::-1])[::-1], np.inf)
+        np.minimum.accumulate(self.slack[::-1], out=self._suffix_view)
 
-    def _apply(self, delta: FloatArray, a: int, b: int, d: int, work: float) -> FloatArray:
-        """Shift rate on [a, b) by `delta` and slack from d on by -work; return the new rate."""
-        cum = np.cumsum(delta * self.dt[a:b])
-        self.slack[a + 1 : b + 1] += cum
-        self.slack[b + 1 :] += cum[-1]
-        if work:
-            self.slack[d:] -= work
-        self._refresh()
-        return self.rate[a:b] + delta
+    def _rate_change(
+        self, load: float, level: int, a: int, b: int
+    ) -> tuple[float | FloatArray, IntArray | None]:
+        """Rate change on [a, b) from adding a decoder, and the new tightest levels (or None).
+
+        The common case, a decoder no tighter than those already active, is a scalar.
+        """
+        tight = self.tightest[a:b]
+        if level >= tight.max():
+            return -load, None
+        new_tight = np.minimum(tight, level)
+        return self.base_s * (self.inv_periods[tight] - self.inv_periods[new_tight]) - load, (
+            new_tight
+        )
+
+    def _supply_change(self, delta: float | FloatArray, a: int, b: int) -> FloatArray:
+        """Change of cumulative supply at breakpoints a+1..b for a rate change on [a, b)."""
+        if isinstance(delta, float):
+            change: FloatArray = delta * (self.points[a + 1 : b + 1] - self.points[a])
+            return change
+        return np.cumsum(delta * self.dt[a:b], dtype=np.float64)
 
     def try_add(self, job: _Job, *, force: bool = False) -> bool:
-        """Admit one job if the model stays feasible (or unconditionally); report whether."""
+        """Admit one job if the model stays feasible (or unconditionally); report whether.
+
+        A job's prefill work is due at breakpoint d; its decode load covers [a, b). Prefilling
+        jobs start decoding at their deadline (d == a); decoders have no work.
+        """
         work, load, level, d, a, b = job
         if not force and work > self.suffix_min[d] + EPS:
             return False
         if a >= b:  # no decode phase: only its prefill work
-            if work > 0:
-                self.slack[d:] -= work
-                self._refresh()
+            self._commit_work(work, d)
             return True
         if not force and load > self.rate[a] + EPS:
             return False
-        old_tight = self.tightest[a:b]
-        new_tight = np.minimum(old_tight, level)
-        delta = -load - self.base_s * (self.inv_periods[new_tight] - self.inv_periods[old_tight])
-        if not (force or self._fits(delta, work, a, b)):
-            return False
-        self.rate[a:b] = self._apply(delta, a, b, d, work)
-        self.tightest[a:b] = new_tight
+        delta, new_tight = self._rate_change(load, level, a, b)
+        new_rate = self.rate[a:b] + delta
+        cum = self._supply_change(delta, a, b)
+        if not force:
+            if new_rate.min() < -EPS or self.suffix_min[b + 1] + cum[-1] < work - EPS:
+                return False
+            if work > 0 and (self.slack[a + 1 : b + 1] + cum).min() < work - EPS:
+                return False
+        self.rate[a:b] = new_rate
+        if new_tight is not None:
+            self.tightest[a:b] = new_tight
         self.load[a:b] += load
         self.active[level, a:b] += 1
+        self.slack[a + 1 : b + 1] += cum
+        self.slack[b + 1 :] += cum[-1]
+        self._commit_work(work, d)
         return True
 
-    def _fits(self, delta: FloatArray, work: float, a: int, b: int) -> bool:
-        """Whether rate shifted by `delta` on [a, b) and `work` due at point a stay feasible."""
-        if (self.rate[a:b] + delta).min() < -EPS:
-            return False
-        cum = np.cumsum(delta * self.dt[a:b])
-        # Prefilling jobs start decoding at their deadline (d == a); decoders have no work.
-        if work > 0 and (self.slack[a + 1 : b + 1] + cum).min() < work - EPS:
-            return False
-        return bool(self.suffix_min[b + 1] + cum[-1] >= work - EPS)
+    def _commit_work(self, work: float, d: int) -> None:
+        if work:
+            self.slack[d:] -= work
+        self._refresh()
 
     def remove(self, job: _Job) -> None:
         """Take an admitted job out again."""
         work, load, level, d, a, b = job
-        if a >= b:
-            self.slack[d:] += work
-            self._refresh()
-            return
-        self.active[level, a:b] -= 1
-        self.load[a:b] -= load
-        new_tight = np.argmax(self.active[:, a:b] > 0, axis=0)
-        new_rate = 1.0 - self.base_s * self.inv_periods[new_tight] - self.load[a:b]
-        self.rate[a:b] = self._apply(new_rate - self.rate[a:b], a, b, d, -work)
-        self.tightest[a:b] = new_tight
+        if a < b:
+            self.active[level, a:b] -= 1
+            self.load[a:b] -= load
+            new_tight = np.argmax(self.active[:, a:b] > 0, axis=0)
+            new_rate = 1.0 - self.base_s * self.inv_periods[new_tight] - self.load[a:b]
+            cum = np.cumsum((new_rate - self.rate[a:b]) * self.dt[a:b])
+            self.rate[a:b] = new_rate
+            self.tightest[a:b] = new_tight
+            self.slack[a + 1 : b + 1] += cum
+            self.slack[b + 1 :] += cum[-1]
+        self._commit_work(-work, d)
 
 
 _Job = tuple[float, float, int, int, int, int]
@@ -146,27 +177,29 @@ def _reject_all(
     return {j: Rejection.LATE if problem.is_late[j] else reason for j in candidates}
 
 
-def _footprints(problem: PlanningProblem) -> tuple[list[float], list[int]]:
-    """Compute footprint (prefill work plus decode load up to the last deadline) and blocks."""
-    horizon_s = float(problem.deadline_s.max()) if problem.num_jobs else 0.0
-    span = np.clip(np.minimum(problem.load_end_s, horizon_s) - problem.load_start_s, 0.0, None)
-    return (problem.work_s + problem.load * span).tolist(), problem.num_blocks.tolist()
-
-
 class _Greedy:
     """EDF pass with Moore-Hodgson exchanges: a rejected job may replace a bulkier new one."""
 
     def __init__(self, problem: PlanningProblem, ledger: _Ledger, max_swaps: int) -> None:
         g = ledger.grid
         self.problem, self.ledger = problem, ledger
-        self.jobs: list[_Job] = list(zip(
-            problem.work_s.tolist(), problem.load.tolist(), problem.level.tolist(),
-            g.deadline_idx.tolist(), g.start_idx.tolist(), g.end_idx.tolist(), strict=True))
-        self.footprint, self.blocks = _footprints(problem)
+        self.jobs: list[_Job] = list(
+            zip(
+                problem.work_s.tolist(),
+                problem.load.tolist(),
+                problem.level.tolist(),
+                g.deadline_idx.tolist(),
+                g.start_idx.tolist(),
+                g.end_idx.tolist(),
+                strict=True,
+            )
+        )
+        self.work, self.blocks = problem.work_s.tolist(), problem.num_blocks.tolist()
         self.admitted = problem.is_old.copy()
         self.new: list[int] = []
         self.num_blocks = int(problem.num_blocks[problem.is_old].sum())
         self.swaps_left = max_swaps
+        self.num_swaps = 0
 
     def offer(self, j: int) -> Rejection | None:
         """Try to admit candidate j; return why not."""
@@ -186,29 +219,38 @@ class _Greedy:
         self.num_blocks += self.blocks[j]
 
     def _swap(self, j: int, reason: Rejection) -> int | None:
-        """Replace the bulkiest new job by j if that fits; return the displaced job."""
+        """Replace a bulkier new job by j if that fits; return the displaced job.
+
+        Bulk is KV blocks for a memory reject and prefill work for a compute reject (the
+        Moore-Hodgson rule: drop the longest job).
+        """
         if self.swaps_left <= 0 or not self.new:
             return None
-        size = self.blocks if reason is Rejection.MEMORY else self.footprint
+        size = self.blocks if reason is Rejection.MEMORY else self.work
         y = max(self.new, key=size.__getitem__)
         if size[y] <= size[j]:
             return None
         self.swaps_left -= 1
+        return y if self._exchange(y, j) else None
+
+    def _exchange(self, y: int, j: int) -> bool:
+        """Swap admitted y for candidate j if the result is feasible."""
         if self.num_blocks - self.blocks[y] + self.blocks[j] > self.problem.kv_blocks_total:
-            return None
+            return False
         self.ledger.remove(self.jobs[y])
         if not self.ledger.try_add(self.jobs[j]):
             self.ledger.try_add(self.jobs[y], force=True)  # it fitted before: put it back
-            return None
+            return False
+        self.num_swaps += 1
         self.admitted[y] = False
         self.new.remove(y)
         self.num_blocks -= self.blocks[y]
         self._take(j)
-        return y
+        return True
 
 
 def admit_greedy(
-    problem: PlanningProblem, config: PlannerConfig | None = None, max_swaps: int = 64
+    problem: PlanningProblem, config: PlannerConfig | None = None, max_swaps: int = 16
 ) -> Admission:
     """Admit candidates in EDF order while the fluid model stays feasible.
 
@@ -222,8 +264,11 @@ def admit_greedy(
     candidates = np.flatnonzero(~problem.is_old).tolist()
     is_old_ok = ledger.load_many(problem, old) and len(old) <= problem.max_num_seqs
     if not (is_old_ok and problem.num_blocks[old].sum() <= problem.kv_blocks_total):
-        reasons = _reject_all(problem, candidates, Rejection.OLD_INFEASIBLE)
-        return Admission(problem.is_old.copy(), reasons, is_overloaded=True)
+        return Admission(
+            problem.is_old.copy(),
+            _reject_all(problem, candidates, Rejection.OLD_INFEASIBLE),
+            is_overloaded=True,
+        )
 
     greedy = _Greedy(problem, ledger, max_swaps)
     reasons: dict[int, Rejection] = {}
@@ -236,6 +281,12 @@ def admit_greedy(
             break
         elif (reason := greedy.offer(j)) is not None:
             reasons[j] = reason
+    if greedy.num_swaps:
+        # An exchange freed room that earlier rejects may now use: offer them once more.
+        greedy.swaps_left = 0
+        for j in [j for j, r in reasons.items() if r in (Rejection.COMPUTE, Rejection.MEMORY)]:
+            if len(old) + len(greedy.new) < problem.max_num_seqs and greedy.offer(j) is None:
+                del reasons[j]
     for j in candidates:
         if not greedy.admitted[j] and j not in reasons:
             reasons[j] = Rejection.COMPUTE  # displaced by a smaller job

@@ -38,17 +38,23 @@ class Grid:
 
 
 def build_grid(problem: PlanningProblem) -> Grid:
-    """Breakpoints of all jobs' deadlines and load windows, so any subset fits on them."""
-    points = np.unique(
-        np.concatenate(([0.0], problem.deadline_s, problem.load_start_s, problem.load_end_s))
-    )
+    """Breakpoints of all jobs' deadlines and load windows, so any subset fits on them.
+
+    After the last deadline or load start, T, no deadline is checked and load only falls, so
+    the rate just after T is the lowest of the tail: every load end past T is moved to one
+    point past T. This keeps the grid small without changing which sets are feasible.
+    """
+    last_s = float(max(problem.deadline_s.max(initial=0.0), problem.load_start_s.max(initial=0.0)))
+    tail_s = last_s + 1.0
+    end_s = np.minimum(problem.load_end_s, tail_s)
+    points = np.unique(np.concatenate(([0.0], problem.deadline_s, problem.load_start_s, end_s)))
     inv_periods = 1.0 / problem.periods_s
     return Grid(
         points_s=points,
         dt_s=np.diff(points),
         deadline_idx=np.searchsorted(points, problem.deadline_s).astype(np.int64),
         start_idx=np.searchsorted(points, problem.load_start_s).astype(np.int64),
-        end_idx=np.searchsorted(points, problem.load_end_s).astype(np.int64),
+        end_idx=np.searchsorted(points, end_s).astype(np.int64),
         idle_rate=1.0 - problem.base_s * float(inv_periods[-1]),
         inv_periods=inv_periods,
     )

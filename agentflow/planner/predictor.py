@@ -214,7 +214,7 @@ class StepTimePredictor:
         n = num_prompt - num_computed
         context = n * num_computed + n * (n + 1) / 2
         costs = [p.per_prefill_token_s * n + p.per_context_token_s * context for p in self._pieces]
-        return np.maximum(np.max(costs, axis=0), 0.0)
+        return np.asarray(np.maximum(np.max(costs, axis=0), 0.0), dtype=np.float64)
 
     def decode_cost_array(self, num_context: FloatArray, spec_len: FloatArray) -> FloatArray:
         """Marginal step time of one decode (with `spec_len - 1` drafts) per request."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +67,7 @@ class PlanningProblem:
     slack_s: FloatArray
     """Time until the next token (first token while prefilling) is due."""
     decode_period_s: FloatArray
+    tpot_s: FloatArray
     """Time between the job's required decode visits (its tier TPOT, stretched by speculation)."""
     spec_len: IntArray
     base_s: float
@@ -156,32 +158,75 @@ def _periods(
     return own_tpot_s * factor, spec_len
 
 
-def _empty_problem(predictor: StepTimePredictor, config: PlannerConfig) -> PlanningProblem:
-    f64, i64 = np.zeros(0), np.zeros(0, dtype=np.int64)
-    no = np.zeros(0, dtype=np.bool_)
-    return PlanningProblem(
-        requests=(),
-        tiers_s=(),
-        spec_len_by_tier={},
-        is_old=no,
-        is_late=no,
-        is_decoding=no,
-        deadline_s=f64,
-        work_s=f64,
-        load_start_s=f64,
-        load_end_s=f64,
-        load=f64,
-        level=i64,
-        periods_s=np.array([config.horizon_s]),
-        num_blocks=i64,
-        tier=i64,
-        slack_s=f64,
-        decode_period_s=f64,
-        spec_len=i64,
-        base_s=predictor.base_s,
-        kv_blocks_total=config.kv_blocks_total,
-        max_num_seqs=config.max_num_seqs,
+def _timing(
+    f: dict[str, FloatArray], now_s: float, tiers_s: tuple[float, ...], config: PlannerConfig
+) -> dict[str, Any]:
+    """When each job's next token is due, its planning tier, and its own TPOT tier."""
+    decoding = f["num_computed_tokens"] >= f["num_prompt_tokens"]
+    prefill_dl = f["arrival_s"] + f["ttft_s"]
+    first = f["first_token_s"]
+    origin = np.where(np.isnan(first), prefill_dl, np.fmax(prefill_dl, first))
+    slack = np.where(decoding, origin + f["num_output_tokens"] * f["tpot_s"], prefill_dl) - now_s
+    own = np.maximum(f["tpot_s"] - config.tier_margin_s, 0.5 * f["tpot_s"]) + 1e-12
+    return {
+        "decoding": decoding,
+        "is_old": f["is_admitted"] > 0,
+        "prefill_dl": prefill_dl - now_s,
+        "end": origin + (f["max_output_tokens"] - 1) * f["tpot_s"] - now_s,
+        "slack": slack,
+        "tier": tiers_for_slack(tiers_s, slack),
+        "own_tpot": np.asarray(tiers_s, dtype=np.float64)[tiers_for_slack(tiers_s, own)],
+    }
+
+
+def _prefill(
+    f: dict[str, FloatArray], t: dict[str, Any], predictor: StepTimePredictor
+) -> dict[str, Any]:
+    """Prefill work and deadlines. An old job behind its deadline is served first (relaxed)."""
+    decoding, is_old = t["decoding"], t["is_old"]
+    work = predictor.prefill_work_array(f["num_computed_tokens"], f["num_prompt_tokens"])
+    work = np.where(decoding, 0.0, work)
+    deadline = np.where(decoding, 0.0, t["prefill_dl"])
+    deadline = np.where(is_old & ~decoding, np.maximum(deadline, predictor.base_s + work), deadline)
+    is_late = ~is_old & np.where(decoding, t["slack"] < 0, deadline <= 0)
+    return {"work": work, "deadline": deadline, "is_late": is_late}
+
+
+def _decode_window(
+    f: dict[str, FloatArray],
+    t: dict[str, Any],
+    deadline: FloatArray,
+    period: FloatArray,
+    spec_len: IntArray,
+    predictor: StepTimePredictor,
+) -> dict[str, Any]:
+    """Decode load: from the next token's interval (or the TTFT deadline) to the last token."""
+    decoding, own_tpot = t["decoding"], t["own_tpot"]
+    remaining = np.maximum(f["max_output_tokens"] - np.maximum(f["num_output_tokens"], 1), 0)
+    start = np.where(decoding, np.maximum(t["slack"] - own_tpot, 0.0), deadline)
+    end = np.where(decoding, t["end"], deadline + remaining * f["tpot_s"])
+    end = np.maximum(end, start + remaining * own_tpot)  # behind schedule: at least this long
+    end = np.where(remaining > 0, end, start)
+    out_mid = (np.maximum(f["num_output_tokens"], 1) + f["max_output_tokens"]) / 2
+    cost = predictor.decode_cost_array(
+        f["num_prompt_tokens"] + out_mid, spec_len.astype(np.float64)
     )
+    return {"start": start, "end": end, "load": cost / period}
+
+
+def _levels(
+    period: FloatArray, predictor: StepTimePredictor, config: PlannerConfig
+) -> tuple[FloatArray, IntArray]:
+    """Cadence levels and each job's level; the last level means "no decoder active".
+
+    A step lasts at most the tightest active period, and never longer than the idle step (the
+    horizon, or a full token budget).
+    """
+    idle_s = min(config.horizon_s, predictor.isolated_prefill_s(config.max_num_batched_tokens))
+    capped = np.minimum(period, idle_s)
+    decode_periods = np.unique(capped)
+    level = np.searchsorted(decode_periods, capped).astype(np.int64)
+    return np.append(decode_periods, idle_s), level
 
 
 def build_problem(
@@ -193,83 +238,37 @@ def build_problem(
 ) -> PlanningProblem:
     """Turn the engine's requests into the jobs of the fluid EDF model (see the module NOTE)."""
     reqs = [*running, *waiting]
-    if not reqs:
-        return _empty_problem(predictor, config)
     f = _fields(reqs)
     tiers_s = derive_tiers(f["tpot_s"], config.tier_margin_s, config.loosest_tier_extra_s)
-    tiers = np.asarray(tiers_s, dtype=np.float64)
-    decoding = f["num_computed_tokens"] >= f["num_prompt_tokens"]
-    is_old = f["is_admitted"] > 0
-    prefill_dl = f["arrival_s"] + f["ttft_s"]
-    origin = np.where(
-        np.isnan(f["first_token_s"]), prefill_dl, np.fmax(prefill_dl, f["first_token_s"])
-    )
-    slack = np.where(decoding, origin + f["num_output_tokens"] * f["tpot_s"], prefill_dl) - now_s
-    tier = tiers_for_slack(tiers_s, slack)
-    # A job's own cadence: the tier of its TPOT (TPOT minus the margin).
-    own_tier = tiers_for_slack(
-        tiers_s, np.maximum(f["tpot_s"] - config.tier_margin_s, 0.5 * f["tpot_s"]) + 1e-12
-    )
-    own_tpot = tiers[own_tier]
-    spec_by_tier = _spec_lengths(f, decoding, tier, tiers_s, predictor, config)
-    period, spec_len = _periods(tier, own_tpot, spec_by_tier, config)
-
-    # Prefill: work and deadlines. An old job behind its deadline is served first (relaxed).
-    work = np.where(
-        decoding,
-        0.0,
-        predictor.prefill_work_array(f["num_computed_tokens"], f["num_prompt_tokens"]),
-    )
-    base_s = predictor.base_s
-    deadline = np.where(decoding, 0.0, prefill_dl - now_s)
-    deadline = np.where(is_old & ~decoding, np.maximum(deadline, base_s + work), deadline)
-    is_late = ~is_old & np.where(decoding, slack < 0, deadline <= 0)
-
-    # Decode load window.
-    remaining = np.maximum(f["max_output_tokens"] - np.maximum(f["num_output_tokens"], 1), 0)
-    start = np.where(decoding, np.maximum(slack - own_tpot, 0.0), deadline)
-    end = np.where(
-        decoding,
-        origin + (f["max_output_tokens"] - 1) * f["tpot_s"] - now_s,
-        deadline + remaining * f["tpot_s"],
-    )
-    end = np.maximum(end, start + remaining * own_tpot)
-    end = np.where(remaining > 0, end, start)
-    context = (
-        f["num_prompt_tokens"]
-        + (np.maximum(f["num_output_tokens"], 1) + f["max_output_tokens"]) / 2
-    )
-    load = predictor.decode_cost_array(context, spec_len.astype(np.float64)) / period
-
-    # Cadence levels: steps last at most the tightest active period, never past the idle step.
-    idle_s = min(config.horizon_s, predictor.isolated_prefill_s(config.max_num_batched_tokens))
-    capped = np.minimum(period, idle_s)
-    decode_periods = np.unique(capped)
-    level = np.searchsorted(decode_periods, capped).astype(np.int64)
-    periods = np.append(decode_periods, idle_s)  # the last level means "no decoder active"
-
+    t = _timing(f, now_s, tiers_s, config)
+    spec_by_tier = _spec_lengths(f, t["decoding"], t["tier"], tiers_s, predictor, config)
+    period, spec_len = _periods(t["tier"], t["own_tpot"], spec_by_tier, config)
+    p = _prefill(f, t, predictor)
+    w = _decode_window(f, t, p["deadline"], period, spec_len, predictor)
+    periods, level = _levels(period, predictor, config)
     blocks = np.ceil((f["num_prompt_tokens"] + f["max_output_tokens"]) / config.block_size)
-    order = np.lexsort((np.arange(len(reqs)), deadline))
+    order = np.lexsort((np.arange(len(reqs)), p["deadline"]))
     return PlanningProblem(
         requests=tuple(reqs[i] for i in order),
         tiers_s=tiers_s,
         spec_len_by_tier=spec_by_tier,
-        is_old=is_old[order],
-        is_late=is_late[order],
-        is_decoding=decoding[order],
-        deadline_s=deadline[order],
-        work_s=work[order],
-        load_start_s=start[order],
-        load_end_s=end[order],
-        load=load[order],
+        is_old=t["is_old"][order],
+        is_late=p["is_late"][order],
+        is_decoding=t["decoding"][order],
+        deadline_s=p["deadline"][order],
+        work_s=p["work"][order],
+        load_start_s=w["start"][order],
+        load_end_s=w["end"][order],
+        load=w["load"][order],
         level=level[order],
         periods_s=periods,
         num_blocks=blocks.astype(np.int64)[order],
-        tier=tier[order],
-        slack_s=slack[order],
+        tier=t["tier"][order],
+        slack_s=t["slack"][order],
         decode_period_s=period[order],
+        tpot_s=f["tpot_s"][order],
         spec_len=spec_len[order],
-        base_s=base_s,
+        base_s=predictor.base_s,
         kv_blocks_total=config.kv_blocks_total,
         max_num_seqs=config.max_num_seqs,
     )

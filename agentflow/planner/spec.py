@@ -72,31 +72,49 @@ def choose_spec_lengths(
         Verify length per tier index (1 = no speculation), for every tier.
     """
     present = [k for k, n in enumerate(num_decodes_by_tier) if n > 0]
-    if not present:
-        return dict.fromkeys(range(len(tiers_s)), 1)
     best: tuple[float, int, dict[int, int]] | None = None
     for anchor in present:
         for anchor_len in range(1, spec.max_spec_len + 1):
             lengths = _lengths_for_anchor(tiers_s, anchor, anchor_len, spec, present)
             if lengths is None:
                 continue
-            unit_s = min(
-                math.floor(expected_tokens(lengths[k], spec.alpha_for(k)) + 1e-9) * tiers_s[k]
-                for k in present
+            score = _score(
+                lengths,
+                present,
+                tiers_s,
+                num_decodes_by_tier,
+                num_context_by_tier,
+                predictor,
+                spec,
+                max_batch_tokens,
             )
-            num_tokens = sum(num_decodes_by_tier[k] * lengths[k] for k in present)
-            if num_tokens > max_batch_tokens:
-                continue
-            step_s = predictor.step_time_s(
-                0,
-                sum(num_decodes_by_tier[k] for k in present),
-                sum(num_context_by_tier[k] for k in present),
-                sum(num_decodes_by_tier[k] * (lengths[k] - 1) for k in present),
-            )
-            share = (unit_s - step_s) / unit_s
-            candidate = (share, -num_tokens, lengths)
-            if best is None or candidate[:2] > best[:2]:
-                best = candidate
-    if best is None:
-        return dict.fromkeys(range(len(tiers_s)), 1)
-    return best[2]
+            if score is not None and (best is None or score > best[:2]):
+                best = (*score, lengths)
+    return dict.fromkeys(range(len(tiers_s)), 1) if best is None else best[2]
+
+
+def _score(
+    lengths: dict[int, int],
+    present: Sequence[int],
+    tiers_s: Sequence[float],
+    num_decodes_by_tier: Sequence[int],
+    num_context_by_tier: Sequence[int],
+    predictor: StepTimePredictor,
+    spec: SpecConfig,
+    max_batch_tokens: int,
+) -> tuple[float, int] | None:
+    """(prefill share of time, -decode tokens) of one choice; None if it overflows a step."""
+    unit_s = min(
+        math.floor(expected_tokens(lengths[k], spec.alpha_for(k)) + 1e-9) * tiers_s[k]
+        for k in present
+    )
+    num_tokens = sum(num_decodes_by_tier[k] * lengths[k] for k in present)
+    if num_tokens > max_batch_tokens:
+        return None
+    step_s = predictor.step_time_s(
+        0,
+        sum(num_decodes_by_tier[k] for k in present),
+        sum(num_context_by_tier[k] for k in present),
+        sum(num_decodes_by_tier[k] * (lengths[k] - 1) for k in present),
+    )
+    return (unit_s - step_s) / unit_s, -num_tokens

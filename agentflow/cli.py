@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (program or arguments), 1 runtime failure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ from rich.text import Text
 from agentflow.errors import AgentflowError, ConfigError, ModelError, ProgramError
 from agentflow.metrics.report import stage_summary_table, stage_table
 from agentflow.program.agent import Agent
-from agentflow.program.loader import load_agents, pick_agent
+from agentflow.program.loader import LoadedProgram, load_program, pick_agent
 from agentflow.runtime.records import ProgramResult, ProgramStatus
 
 __all__ = ["main"]
@@ -69,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ignore-eos", action="store_true", help="always generate max_tokens")
     _engine_options(run)
 
+    bench = commands.add_parser("bench", help="drive many instances at a Poisson rate")
+    bench.add_argument("program", type=Path, help="Python file defining an @agentflow.agent")
+    bench.add_argument("--rate", type=float, required=True, help="instances per second")
+    bench.add_argument("--duration", type=float, required=True, help="seconds of arrivals")
+    bench.add_argument("--inputs", type=Path, help="JSON lines, cycled over the instances")
+    bench.add_argument("--agent", help="which agent, if the file defines several")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the arrival process")
+    bench.add_argument("--json", type=Path, help="write stage records and the summary here")
+    bench.add_argument("--ignore-eos", action="store_true", help="always generate max_tokens")
+    _engine_options(bench)
+
+    graph = commands.add_parser("graph", help="show a program's stages, budgets and edges")
+    graph.add_argument("program", type=Path)
+    graph.add_argument("--agent", help="which agent, if the file defines several")
+    graph.add_argument("--dot", type=Path, help="also write Graphviz DOT here")
+    graph.add_argument("--png", type=Path, help="also draw a PNG here")
+
     profile = commands.add_parser("profile", help="fit the step-time predictor on this machine")
     profile.add_argument("--quick", action="store_true", help="a smaller grid (about a minute)")
     profile.add_argument("--json", type=Path, help="write samples and accuracy here")
@@ -86,11 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflow` console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        if args.command == "profile":
-            return _cmd_profile(args)
-        return _cmd_models(args)
+        return _COMMANDS[args.command](args)
     except (ProgramError, ConfigError) as exc:
         return _fail(args, exc, EXIT_BAD_INPUT)
     except ModelError as exc:
@@ -139,7 +153,8 @@ def _read_inputs(args: argparse.Namespace, agent: Agent) -> list[dict[str, Any]]
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"--inputs line {number}: not JSON ({exc.msg})") from exc
     else:
-        rows = [args.input] if args.input is not None else [{}]
+        text = getattr(args, "input", None)
+        rows = [text] if text is not None else [{}]
     inputs = []
     for number, row in enumerate(rows, start=1):
         if isinstance(row, str):
@@ -205,38 +220,91 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be ≥ 1, got {args.concurrency}")
-    agent = pick_agent(load_agents(args.program), args.agent)
+    program = load_program(args.program)
+    agent = pick_agent(program.agents, args.agent)
     inputs = _read_inputs(args, agent)
     config = _engine_config(args)
-    from agentflow.engine.vllm import VLLMEngine
 
-    results = anyio.run(_run_programs, VLLMEngine(config), agent, inputs, args)
-    _report(results, args)
-    if args.json is not None:
-        _write_json(args.json, results)
-    return EXIT_OK if all(r.status == ProgramStatus.FINISHED for r in results) else EXIT_RUNTIME
-
-
-async def _run_programs(
-    engine: Any, agent: Agent, inputs: list[dict[str, Any]], args: argparse.Namespace
-) -> list[ProgramResult]:
-    from agentflow.runtime import Runtime
-
-    try:
-        with console.status(f"starting vLLM ({engine.config.model.name}, {engine.config.policy})"):
-            await engine.start()
-        runtime = Runtime(engine, ignore_eos=args.ignore_eos)
+    async def work(runtime: Any) -> list[ProgramResult]:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task(f"running {agent.name}", total=len(inputs))
-            return await runtime.run_many(
+            return await runtime.run_many(  # type: ignore[no-any-return]
                 agent,
                 inputs,
                 concurrency=args.concurrency,
                 on_done=lambda _: progress.advance(task),
             )
+
+    results = anyio.run(_with_runtime, config, program, args, work)
+    _report(results, args)
+    if args.json is not None:
+        _write_json(args.json, {"outputs": [r.to_json() for r in results], **_records(results)})
+    return EXIT_OK if all(r.status == ProgramStatus.FINISHED for r in results) else EXIT_RUNTIME
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from agentflow.runtime.bench import poisson_offsets_s, run_load, summarize
+
+    if not (args.rate > 0 and args.duration > 0):
+        raise ConfigError("--rate and --duration must be positive")
+    program = load_program(args.program)
+    agent = pick_agent(program.agents, args.agent)
+    inputs = _read_inputs(args, agent)
+    offsets_s = poisson_offsets_s(args.rate, args.duration, seed=args.seed)
+    config = _engine_config(args)
+
+    async def work(runtime: Any) -> list[ProgramResult]:
+        with console.status(f"{len(offsets_s)} instances of {agent.name} at {args.rate:g}/s"):
+            return await run_load(runtime, agent, inputs, offsets_s)
+
+    results = anyio.run(_with_runtime, config, program, args, work)
+    summary = summarize(results)
+    stdout.print(stage_summary_table([rec for r in results for rec in r.stages]))
+    stdout.print(
+        f"{summary['finished']}/{summary['programs']} finished; stage attainment "
+        f"{summary['attainment']:.1%}; e2e p50 {summary['e2e_p50_ms'] or 0:,.0f} ms, "
+        f"p99 {summary['e2e_p99_ms'] or 0:,.0f} ms; {summary['tool_calls']} tool calls"
+        + (f", p50 {summary['tool_latency_p50_ms']:,.1f} ms" if summary["tool_calls"] else "")
+    )
+    if args.json is not None:
+        _write_json(args.json, {"summary": summary, **_records(results)})
+    return EXIT_OK
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from agentflow.program.render import describe, to_dot, write_png
+
+    agent = pick_agent(load_program(args.program).agents, args.agent)
+    stdout.print(describe(agent), highlight=False, markup=False)
+    if args.dot is not None:
+        args.dot.write_text(to_dot(agent))
+    if args.png is not None:
+        write_png(agent, args.png)
+    return EXIT_OK
+
+
+async def _with_runtime(
+    config: Any, program: LoadedProgram, args: argparse.Namespace, work: Any
+) -> list[ProgramResult]:
+    """Start the engine (and the program's tool client), run `work(runtime)`, stop both.
+
+    The engine is stopped in a shielded scope: on Ctrl-C or an error its processes still go.
+    """
+    from agentflow.engine.vllm import VLLMEngine
+    from agentflow.runtime import Runtime
+
+    engine = VLLMEngine(config)
+    try:
+        with console.status(f"starting vLLM ({config.model.name}, {config.policy})"):
+            await engine.start()
+        async with contextlib.AsyncExitStack() as stack:
+            tools = None
+            if program.tool_client is not None:
+                tools = await stack.enter_async_context(program.tool_client())
+            runtime = Runtime(engine, ignore_eos=args.ignore_eos, tools=tools)
+            return await work(runtime)  # type: ignore[no-any-return]
     finally:
-        # Shielded: on Ctrl-C or an error the engine processes must still be stopped.
         with anyio.CancelScope(shield=True):
             await engine.shutdown()
 
@@ -261,13 +329,25 @@ def _report(results: list[ProgramResult], args: argparse.Namespace) -> None:
     )
 
 
-def _write_json(path: Path, results: list[ProgramResult]) -> None:
-    payload = {
-        "outputs": [result.to_json() for result in results],
+def _records(results: list[ProgramResult]) -> dict[str, Any]:
+    return {
         "stages": [rec.to_json() for result in results for rec in result.stages],
+        "tools": [call.to_json() for result in results for call in result.tools],
     }
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "bench": _cmd_bench,
+    "graph": _cmd_graph,
+    "profile": _cmd_profile,
+    "models": _cmd_models,
+}
 
 
 if __name__ == "__main__":

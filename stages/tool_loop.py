@@ -35,10 +35,15 @@ __all__ = [
 @af.stage(ttft="3x", tpot_ms=50, max_tokens=64, tier="tight", name="act")
 def act(question: str, tools: str, transcript: str) -> str:
     """Propose the next tool call (tight: the user waits on every loop iteration)."""
+    # One worked example: small models copy the format far more reliably than they follow it.
     return (
-        "You can call tools. To call one, reply with only a JSON object like "
-        '{"tool": "NAME", "arguments": {...}}. When you know the answer, reply in plain text.\n'
-        f"Tools:\n{tools}\nQuestion: {question}\n{transcript}"
+        "You can call tools. To call one, reply with only a JSON object. When the observations "
+        "answer the question, reply in plain text.\n"
+        f"Tools:\n{tools}\n"
+        "Example:\nQuestion: What is 12 + 30?\n"
+        'Reply: {"tool": "calculator", "arguments": {"expression": "12 + 30"}}\n'
+        "Observation: 42\nReply: 12 + 30 is 42.\n\n"
+        f"Question: {question}\n{transcript}Reply:"
     )
 
 
@@ -123,5 +128,5 @@ async def tool_loop(
         else:
             result = await ctx.call_tool(parsed.tool, parsed.arguments, timeout_s=tool_timeout_s)
             observation = result.observation()
-        transcript += f"Step {iteration + 1}: {reply.strip()}\nObservation: {observation}\n"
+        transcript += f"Reply: {reply.strip()}\nObservation: {observation}\n"
     raise IterationLimit(f"tool loop used all {max_iterations} iterations without an answer")

@@ -41,5 +41,8 @@ class VLLMEngineConfig(BaseModel):
     """Our scheduler's planner ('none': deadline order only). Ignored by the stock policies."""
     trace_path: Path | None = None
     """Where our scheduler writes its JSON-lines trace of requests and steps (None: off)."""
+    warmup: bool = True
+    """Serve a few throw-away requests at start: the first prefill of each new shape pays
+    one-off allocations (seconds on CPU) that would otherwise land on a user's first TTFT."""
     omp_threads_bind: str = "nobind"
     """VLLM_CPU_OMP_THREADS_BIND; 'nobind' lets the OS place threads on a 2-core box."""

@@ -9,7 +9,9 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflow` console script."""
     args = build_parser().parse_args(argv)
+    # SIGTERM takes the Ctrl-C path, so the engine's shielded shutdown runs and no engine
+    # process outlives us (vLLM's engine core does not exit on its own when we die).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
         return _COMMANDS[args.command](args)
     except (ProgramError, ConfigError) as exc:

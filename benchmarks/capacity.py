@@ -1,0 +1,286 @@
+"""Capacity on the real vLLM CPU engine: stock vLLM (FCFS), vLLM priority = deadline (EDF), and
+agentflow's planner, on one mixed multi-SLO workload, in one run.
+
+Workload (CPU scale, stated in the result file): coding-like requests (TTFT 5x, tight TPOT),
+summarization-like requests (long prompts, tight TTFT 3x, loose TPOT) and chat (loose both),
+lengths resampled from the Azure LLM inference traces (scaled down to a 135M model on 2 cores),
+Poisson or bursty (Azure code trace timestamps) arrivals. For each policy the arrival rate is
+bisected for capacity: the highest rate whose attainment (the project's SLO rule; best-effort =
+miss) exceeds 90 % with the queue drained within 20 s of the last deadline. The same requests
+arrive at every rate (time-scaled), with fresh prompt text per probe so prefix caching cannot
+carry over between probes.
+
+Rerun: `.venv/bin/python benchmarks/capacity.py --backend vllm [--quick] [--arrivals bursty]`
+Writes benchmarks/results/capacity_vllm.json and capacity_vllm.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+
+from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+from agentflow.models import resolve_model
+from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
+from agentflow.workloads.arrivals import PoissonArrivals, TraceArrivals
+from agentflow.workloads.azure import load_azure_trace
+from agentflow.workloads.capacity import ProbeResult, bisect_capacity
+
+RESULTS = Path(__file__).parent / "results"
+POLICIES = ("fcfs", "edf", "agentflow")
+DRAIN_LIMIT_S = 20.0
+
+
+@dataclass(frozen=True)
+class SLOClass:
+    name: str
+    share: float
+    ttft_slowdown: float
+    tpot_ms: float
+    prompt_scale: float
+    prompt_range: tuple[int, int]
+    output_range: tuple[int, int]
+    source: str
+
+
+# Tight TPOT ≈ 2.5x the single-stream decode step (~20 ms here), loose ≈ 7x (DESIGN.md §6).
+CLASSES = (
+    SLOClass("coding", 0.4, 5.0, 50.0, 1 / 16, (32, 384), (32, 128), "code"),
+    SLOClass("summarization", 0.3, 3.0, 150.0, 1 / 4, (256, 1024), (16, 48), "conv"),
+    SLOClass("chat", 0.3, 5.0, 150.0, 1 / 8, (16, 256), (16, 96), "conv"),
+)
+
+
+def build_workload(num_requests: int, arrivals: str, seed: int) -> list[TraceRequest]:
+    """The fixed request mix, with arrivals at rate 1 (time-scaled per probe)."""
+    rng = np.random.default_rng(seed)
+    traces = {kind: load_azure_trace(kind) for kind in ("code", "conv")}
+    process: Any = (
+        TraceArrivals("azure_code", traces["code"].arrival_s, offset=1000)
+        if arrivals == "bursty"
+        else PoissonArrivals()
+    )
+    times = process.times(num_requests, 1.0, rng)
+    kinds = rng.choice(len(CLASSES), size=num_requests, p=[c.share for c in CLASSES])
+    requests = []
+    for arrival_s, kind in zip(times, kinds, strict=True):
+        cls = CLASSES[int(kind)]
+        trace = traces[cls.source]
+        row = int(rng.integers(0, len(trace)))
+        prompt = int(np.clip(trace.prompt_tokens[row] * cls.prompt_scale, *cls.prompt_range))
+        output = int(np.clip(trace.output_tokens[row], *cls.output_range))
+        requests.append(
+            TraceRequest(
+                arrival_s=float(arrival_s),
+                prompt_tokens=prompt,
+                output_tokens=output,
+                tpot_ms=cls.tpot_ms,
+                ttft_slowdown=cls.ttft_slowdown,
+                slo_class=cls.name,
+            )
+        )
+    return requests
+
+
+def at_rate(workload: list[TraceRequest], rate_rps: float) -> list[TraceRequest]:
+    """The same requests, arrivals time-scaled to `rate_rps` (workload is built at 1 req/s)."""
+    return [
+        TraceRequest(
+            arrival_s=r.arrival_s / rate_rps,
+            prompt_tokens=r.prompt_tokens,
+            output_tokens=r.output_tokens,
+            tpot_ms=r.tpot_ms,
+            ttft_slowdown=r.ttft_slowdown,
+            slo_class=r.slo_class,
+        )
+        for r in workload
+    ]
+
+
+def score(outcomes: list[ReplayOutcome], rate_rps: float, wall_s: float) -> ProbeResult:
+    """Attainment and the drain rule, measured from the replay's own clock."""
+    met = [o.slo_met for o in outcomes]
+    attainment = float(np.mean(met))
+    last_deadline_ms = max(
+        o.request.arrival_s * 1e3
+        + o.ttft_budget_ms
+        + (o.request.output_tokens - 1) * o.request.tpot_ms
+        for o in outcomes
+    )
+    last_finish_ms = max(
+        o.request.arrival_s * 1e3 + (o.token_times_ms[-1] if o.token_times_ms else 0.0)
+        for o in outcomes
+    )
+    drained = all(o.finished for o in outcomes) and (
+        last_finish_ms <= last_deadline_ms + DRAIN_LIMIT_S * 1e3
+    )
+    return ProbeResult(
+        rate_rps=rate_rps,
+        attainment=attainment,
+        is_drained=drained,
+        passed=drained and attainment > 0.9,
+        num_programs=len(outcomes),
+        num_best_effort=sum(o.best_effort for o in outcomes),
+        wall_s=wall_s,
+    )
+
+
+async def capacity_of(
+    policy: str, model: Path, workload: list[TraceRequest], args: argparse.Namespace
+) -> dict[str, Any]:
+    config = VLLMEngineConfig(
+        model=model, policy=policy, kv_cache_mib=512, max_num_seqs=64, max_num_batched_tokens=512
+    )
+    salts = itertools.count()
+    details: list[dict[str, Any]] = []
+    async with VLLMEngine(config) as engine:
+
+        async def evaluate_async(rate_rps: float) -> ProbeResult:
+            started = time.monotonic()
+            outcomes = await replay(
+                engine, at_rate(workload, rate_rps), name=f"{policy}-{next(salts)}"
+            )
+            result = score(outcomes, rate_rps, time.monotonic() - started)
+            admitted = [o for o in outcomes if not o.best_effort]
+            details.append(
+                {
+                    **asdict(result),
+                    "admitted_attainment": float(np.mean([o.slo_met for o in admitted]))
+                    if admitted
+                    else None,
+                    "by_class": {
+                        cls.name: float(
+                            np.mean(
+                                [o.slo_met for o in outcomes if o.request.slo_class == cls.name]
+                            )
+                        )
+                        for cls in CLASSES
+                    },
+                }
+            )
+            print(
+                f"  {policy:9} {rate_rps:6.2f} req/s: attainment {result.attainment:6.1%}"
+                f" best-effort {result.num_best_effort:3d} drained {result.is_drained}"
+                f" ({result.wall_s:.0f} s)",
+                flush=True,
+            )
+            return result
+
+        def evaluate(rate_rps: float) -> ProbeResult:
+            return anyio.from_thread.run(evaluate_async, rate_rps)
+
+        found = await anyio.to_thread.run_sync(
+            lambda: bisect_capacity(
+                evaluate,
+                start_rps=args.start_rps,
+                resolution=args.resolution,
+                min_rps=0.05,
+                max_rps=64.0,
+            )
+        )
+    at_capacity = [d for d in details if d["rate_rps"] == found.capacity_rps]
+    return {
+        "capacity_rps": found.capacity_rps,
+        "goodput_rps": found.capacity_rps * (at_capacity[0]["attainment"] if at_capacity else 0),
+        "admitted_attainment_at_capacity": at_capacity[0]["admitted_attainment"]
+        if at_capacity
+        else None,
+        "probes": details,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    model = resolve_model(args.model)
+    workload = build_workload(args.requests, args.arrivals, args.seed)
+    results = {}
+    for policy in args.policies:
+        print(f"{policy}: bisecting capacity", flush=True)
+        results[policy] = await capacity_of(policy, model, workload, args)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["vllm"], default="vllm")
+    parser.add_argument("--quick", action="store_true", help="fewer requests, coarser bisection")
+    parser.add_argument("--arrivals", choices=["poisson", "bursty"], default="poisson")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.requests = 30 if args.quick else 72
+    args.resolution = 0.25 if args.quick else 0.05
+    args.start_rps = 2.0
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    started = time.monotonic()
+    results = anyio.run(run, args)
+    wall_s = time.monotonic() - started
+    capacity = {p: r["capacity_rps"] for p, r in results.items()}
+    print(f"\ncapacity (req/s) on {args.arrivals} arrivals, {args.requests} requests per probe:")
+    for policy, value in capacity.items():
+        print(f"  {policy:9} {value:6.2f}")
+    ratios = {}
+    for baseline in ("fcfs", "edf"):
+        if "agentflow" in capacity and capacity.get(baseline):
+            ratios[f"agentflow_over_{baseline}"] = capacity["agentflow"] / capacity[baseline]
+            print(f"  agentflow / {baseline}: {ratios[f'agentflow_over_{baseline}']:.2f}x")
+    payload = {
+        "backend": args.backend,
+        "model": resolve_model(args.model).name,
+        "arrivals": args.arrivals,
+        "requests_per_probe": args.requests,
+        "resolution": args.resolution,
+        "slo_scale": "CPU: tight TPOT 50 ms, loose 150 ms; TTFT 3x/5x isolated prefill",
+        "classes": [asdict(c) for c in CLASSES],
+        "capacity_rps": capacity,
+        "ratios": ratios,
+        "policies": results,
+        "wall_s": wall_s,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    name = (
+        "capacity_vllm"
+        + ("_quick" if args.quick else "")
+        + ("_bursty" if args.arrivals == "bursty" else "")
+    )
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    _plot(results, RESULTS / f"{name}.png")
+
+
+def _plot(results: dict[str, Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for policy, result in results.items():
+        probes = sorted(result["probes"], key=lambda p: p["rate_rps"])
+        ax.plot(
+            [p["rate_rps"] for p in probes], [p["attainment"] for p in probes], "o-", label=policy
+        )
+    ax.axhline(0.9, color="grey", ls="--", lw=1)
+    ax.set(
+        xscale="log",
+        xlabel="arrival rate (req/s)",
+        ylabel="SLO attainment",
+        title="real vLLM CPU engine, SmolLM2-135M",
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

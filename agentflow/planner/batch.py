@@ -2,8 +2,9 @@
 
 SLOs-Serve's AR batch planner sizes each batch to end at the earliest pending decode deadline
 (dynamic batch size): the step may take the time until the first admitted decoder's next token
-is due. Decoders whose token interval opens before the step ends must decode; the remaining time
-is poured into admitted prompts EDF-first, as chunks (chunked prefill).
+is due, and no longer than the TTFT deadline of the first prompt if that prompt can finish in
+it. Decoders whose token interval opens before the step ends must decode; the remaining time is
+poured into admitted prompts EDF-first, as chunks (chunked prefill).
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class _Decodes:
     features: tuple[int, int, int]
     """(decode requests, their cached tokens, draft tokens) for the predictor."""
     num_tokens: int
+    step_s: float
+    """Predicted time of the decodes alone."""
 
 
 def _plan_decodes(
@@ -86,21 +89,41 @@ def _plan_decodes(
     predictor: StepTimePredictor,
     config: PlannerConfig,
 ) -> _Decodes:
-    """Budget = time until the earliest pending decode deadline (less the tier margin)."""
+    """Budget = time until the earliest pending decode deadline (less the tier margin).
+
+    A step also ends by the TTFT deadline of the first prompt in EDF order when that prompt can
+    finish in it: its first token comes out when the step ends.
+    """
     has_tokens_left = problem.load_end_s > problem.load_start_s
     pending = np.flatnonzero(admitted & problem.is_decoding & has_tokens_left)
     budget_s = config.horizon_s
     if len(pending):
         budget_s = min(budget_s, float(problem.slack_s[pending].min()) - config.tier_margin_s)
+    dec = _must_decode(problem, pending, budget_s, predictor)
+    prompts = np.flatnonzero(admitted & ~problem.is_decoding)
+    if len(prompts):
+        first = int(prompts[0])  # EDF order
+        deadline_s = float(problem.deadline_s[first])  # already less the margin
+        if deadline_s < dec.budget_s:
+            capped = _must_decode(problem, pending, deadline_s, predictor)
+            if capped.step_s + float(problem.work_s[first]) - problem.base_s <= deadline_s:
+                dec = capped
+    return dec
+
+
+def _must_decode(
+    problem: PlanningProblem, pending: IntArray, budget_s: float, predictor: StepTimePredictor
+) -> _Decodes:
+    """Decoders whose next token's interval opens before the step ends."""
     opens_s = problem.slack_s[pending] - problem.tpot_s[pending]
     must = pending[opens_s < budget_s]
     must = must[np.argsort(problem.slack_s[must], kind="stable")]
     spec = problem.spec_len[must]
     context = sum(problem.requests[i].num_context_tokens() for i in must.tolist())
     features = (len(must), context, int((spec - 1).sum()))
+    step_s = predictor.step_time_s(0, *features)
     # Behind schedule: the step cannot be shorter than its decodes.
-    budget_s = max(budget_s, predictor.step_time_s(0, *features))
-    return _Decodes(budget_s, pending, must, features, int(spec.sum()))
+    return _Decodes(max(budget_s, step_s), pending, must, features, int(spec.sum()), step_s)
 
 
 def build_step_plan(
@@ -147,4 +170,5 @@ def build_step_plan(
         tier_by_id={ids[i]: int(problem.tier[i]) for i in admitted_jobs},
         reason_by_id={ids[j]: reason for j, reason in admission.reason_by_job.items()},
         is_overloaded=admission.is_overloaded,
+        is_complete=admission.is_complete,
     )

@@ -72,15 +72,19 @@ class PlannerConfig(_Settings):
     planner: Literal["fast", "exact"] = "fast"
     """Admission algorithm: greedy EDF with feasibility simulation, or the SLOs-Serve DP."""
     horizon_s: PositiveSeconds = 1.0
-    """Look-ahead window of the sustainability check; also the longest step the planner plans."""
+    """Look-ahead step length: the longest step the planner plans, and the step length the
+    sustainability model assumes while no decoder is active. Decode sustainability itself is
+    checked at every instant ahead (load only falls after the last decode start), which covers
+    this window."""
     speculation: SpecConfig | None = None
     """Speculative decoding model, or None when the engine does not speculate."""
     tier_margin_s: float = Field(default=0.001, ge=0.0, allow_inf_nan=False)
     """Safety margin subtracted from each distinct TPOT to form a tier (SLOs-Serve: 1 ms)."""
     loosest_tier_extra_s: PositiveSeconds = 0.1
     """The extra loosest tier sits this far above the loosest TPOT (SLOs-Serve: 0.1 s)."""
-    max_dp_transitions: int | None = Field(default=2_000_000, gt=0)
-    """Work cap for the exact planner; past it, the plan falls back to the fast planner."""
+    max_dp_transitions: int | None = Field(default=50_000, gt=0)
+    """Work cap of the exact planner (about 5 s on 2 cores); past it, the plan falls back to the
+    fast planner's admission. None: no cap."""
 
     @model_validator(mode="after")
     def _batch_fits_a_block(self) -> PlannerConfig:

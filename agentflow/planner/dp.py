@@ -1,19 +1,19 @@
-"""Exact planner: the SLOs-Serve admission DP (§2.3) on the fluid EDF model.
+"""Exact planner: the SLOs-Serve admission DP (§2.3) on the fluid EDF model."""
 
 # NOTE(planner): jobs are in EDF order. A state in `dp[n][r]` says "job n is the last accepted
 # one and r[k] accepted jobs are in tier k"; its Pareto list holds (profit, KV blocks, leftover
 # prefill supply at job n's deadline, decode profile after it). Accepting n after state s adds
-# the supply of the window [deadline of s, deadline of n] under s's decoders, takes n's work,
-# and adds n's decode load from its deadline on; the state is dropped if leftover < 0, memory or
-# the sequence cap overflows, or decodes stop being sustainable (rate < 0 anywhere ahead, the
+# the supply of the window [deadline of s, deadline of n] under s's decoders and takes n's
+# work; the leftover must cover the decode round due with n. Then n's decode load is added
+# from its deadline on. The state is dropped if that fails, if memory or the sequence cap
+# overflows, or if decodes stop being sustainable (rate < 0 anywhere ahead: the paper's
 # `plan(horizon, acc + n)` test). The two defects the reference describes are fixed: the best
-# state is the one that won, and dominance is profit up, memory down, leftover up, and the
-# decode profile (load, tightest cadence) no worse at every instant after the deadline. In the
-# fluid model a state's finish time is implied by its leftover, and the profile replaces the
-# per-window batch list, so those two fields of the paper's state are not stored. Pruning keeps
-# the DP exact with respect to `feasibility.check_admission`; it is still exponential in the
-# number of tiers and pending jobs, hence the optional transition cap.
-"""
+# state is the one that won, and dominance is profit up, memory down, leftover up, and a decode
+# profile (load, decode rounds, tightest cadence) no worse at any instant after the deadline.
+# In the fluid model a state's finish time is implied by its leftover and the profile replaces
+# the per-window batch list, so those two fields of the paper's state are not stored. Pruning
+# keeps the DP exact with respect to `feasibility.check_admission`; it is still exponential in
+# the number of tiers and pending jobs, hence the optional transition cap.
 
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ class _State:
     tightest: IntArray
     supply: FloatArray
     """Cumulative prefill supply at each grid point under this state's decoders."""
+    rounds: FloatArray
+    """Per interval: one decode round (sum of decode costs) of the active decoders."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class _Solver:
             np.zeros(k),
             np.full(k, self.p.idle_level, dtype=np.int64),
             np.concatenate(([0.0], np.cumsum(rate * self.g.dt_s))),
+            np.zeros(k),
         )
 
     def extend(self, s: _State, n: int) -> _State | None:
@@ -104,29 +107,34 @@ class _Solver:
         jm = 0 if s.job < 0 else int(g.deadline_idx[s.job])
         jn = int(g.deadline_idx[n])
         leftover = s.leftover_s + float(s.supply[jn] - s.supply[jm]) - float(p.work_s[n])
-        if leftover < -EPS:
+        # The step ending at n's deadline also carries the decoders active just before it.
+        due_round = float(s.rounds[jn - 1]) if jn > 0 and p.work_s[n] > 0 else 0.0
+        if leftover - due_round < -EPS:
             return None
         a, b = int(g.start_idx[n]), int(g.end_idx[n])
-        load, tightest, supply = s.load, s.tightest, s.supply
+        load, tightest, supply, rounds = s.load, s.tightest, s.supply, s.rounds
         if a < b:
-            load, tightest = load.copy(), tightest.copy()
+            load, tightest, rounds = load.copy(), tightest.copy(), rounds.copy()
             load[a:b] += p.load[n]
+            rounds[a:b] += p.decode_cost_s[n]
             np.minimum(tightest[a:b], p.level[n], out=tightest[a:b])
             rate = 1.0 - self.base_s * g.inv_periods[tightest[a:]] - load[a:]
             if rate[: b - a].min() < -EPS:
                 return None
             supply = supply.copy()
             supply[a + 1 :] = supply[a] + np.cumsum(rate * g.dt_s[a:])
-        return _State(n, s, s.num_jobs + 1, num_blocks, leftover, load, tightest, supply)
+        return _State(n, s, s.num_jobs + 1, num_blocks, leftover, load, tightest, supply, rounds)
 
 
 def _dominates(x: _State, y: _State, j: int) -> bool:
     """Whether state x is at least as good as y for every continuation after grid point j."""
+    r = max(j - 1, 0)  # the round due at point j sits on the interval before it
     return (
         x.num_blocks <= y.num_blocks
         and x.leftover_s >= y.leftover_s
         and bool(np.all(x.load[j:] <= y.load[j:]))
         and bool(np.all(x.tightest[j:] >= y.tightest[j:]))
+        and bool(np.all(x.rounds[r:] <= y.rounds[r:]))
     )
 
 
@@ -231,12 +239,8 @@ class ExactPlanner:
 
     def admit(self, problem: PlanningProblem, config: PlannerConfig) -> Admission:
         """Exact admission, or the fast planner's (marked incomplete) past the cap."""
-        cap = (
-            self.max_transitions
-            if self.max_transitions is not None
-            else (config.max_dp_transitions)
-        )
-        outcome = solve_dp(problem, cap)
+        cap = self.max_transitions
+        outcome = solve_dp(problem, config.max_dp_transitions if cap is None else cap)
         if outcome.is_complete:
             return outcome.admission
         return dataclasses.replace(admit_greedy(problem, config), is_complete=False)

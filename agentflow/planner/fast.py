@@ -1,15 +1,17 @@
-"""Fast planner: greedy EDF admission checked incrementally against the fluid model.
+"""Fast planner: greedy EDF admission checked incrementally against the fluid model."""
 
 # NOTE(planner): SLOs-Serve's `edf_sim` (§2.7) re-simulates the admitted set for every
 # candidate. Here the simulation is kept as running totals on a fixed time grid (every job's
-# deadline and decode window): per interval the prefill supply rate, per breakpoint the slack
-# (supply minus EDF demand) and its suffix minimum. A candidate only lowers slack from its
-# deadline on, so `work > suffix_min_slack[deadline]` rejects it in O(1), as does a decode load
-# larger than the rate where its decoding starts; the full check touches only its decode
-# window. Admission is monotone (adding never raises slack), so rejected candidates stay
-# rejected and one EDF pass suffices. Cost: O(N log N) set-up plus O(window) numpy work per
-# candidate that survives the O(1) tests.
-"""
+# deadline and decode window): per interval the prefill supply rate, per breakpoint the margin
+# of each due prompt (supply - EDF demand - the decode round due with it) and its suffix
+# minimum. A candidate only lowers margins from its deadline on, so `work > suffix_min[d]`
+# rejects it in O(1), as does a decode load above the rate where its decoding starts; the full
+# check touches only its decode window. Adding a job never raises a margin, so a rejected
+# candidate stays rejected and one EDF pass suffices. Greedy EDF alone can keep a long prompt
+# that blocks two short ones, so a rejected candidate may replace the newly admitted job with
+# the most prefill work (Moore-Hodgson, optimal for the one-machine deadline problem), and the
+# rejects get one more pass after an exchange. Cost: O(N log N) set-up plus O(window) numpy
+# work per candidate that survives the O(1) tests; exchanges are capped per plan.
 
 from __future__ import annotations
 
@@ -34,7 +36,13 @@ IntArray = npt.NDArray[np.int64]
 
 
 class _Ledger:
-    """Running supply/demand totals of the admitted set on the problem's grid."""
+    """Running supply/demand totals of the admitted set on the problem's grid.
+
+    Per interval: prefill supply rate, decode load, tightest active cadence. Per breakpoint:
+    `slack` (supply minus EDF demand), `rounds` (one decode round of the decoders active just
+    before it), and `margin` = slack - rounds where an admitted prompt is due (+inf elsewhere),
+    with its suffix minimum.
+    """
 
     __slots__ = (
         "_suffix_view",
@@ -44,8 +52,11 @@ class _Ledger:
         "grid",
         "inv_periods",
         "load",
+        "margin",
+        "num_due",
         "points",
         "rate",
+        "rounds",
         "slack",
         "suffix_min",
         "tightest",
@@ -62,35 +73,46 @@ class _Ledger:
         self.tightest: IntArray = np.full(k, problem.idle_level, dtype=np.int64)
         self.rate: FloatArray = np.full(k, grid.idle_rate)
         self.slack: FloatArray = np.zeros(k + 1)
-        """Supply minus EDF demand at each breakpoint."""
+        self.rounds: FloatArray = np.zeros(k + 1)
+        self.num_due: IntArray = np.zeros(k + 1, dtype=np.int64)
+        """Admitted prompts due at each breakpoint."""
+        self.margin: FloatArray = np.full(k + 1, np.inf)
         self.suffix_min: FloatArray = np.full(k + 2, np.inf)
-        """min(slack[i:]) at i; +inf past the end."""
+        """min(margin[i:]) at i; +inf past the end."""
         self._suffix_view = self.suffix_min[k::-1]
 
     def load_many(self, problem: PlanningProblem, jobs: npt.NDArray[np.int64]) -> bool:
         """Add `jobs` at once (the old set); return whether the result is feasible."""
         grid, k = self.grid, self.grid.num_intervals
         a, b = grid.start_idx[jobs], grid.end_idx[jobs]
-        load = np.zeros(k + 1)
-        np.add.at(load, a, problem.load[jobs])
-        np.add.at(load, b, -problem.load[jobs])
+
+        def per_interval(values: npt.NDArray[np.float64]) -> FloatArray:
+            diff = np.zeros(k + 1)
+            np.add.at(diff, a, values)
+            np.add.at(diff, b, -values)
+            return np.cumsum(diff)[:k]
+
         active = np.zeros((len(problem.periods_s), k + 1), dtype=np.int64)
         np.add.at(active, (problem.level[jobs], a), 1)
         np.add.at(active, (problem.level[jobs], b), -1)
         self.active = np.cumsum(active, axis=1)[:, :k]
         self.active[-1, :] = 1
         self.tightest = np.argmax(self.active > 0, axis=0).astype(np.int64)
-        self.load = np.cumsum(load)[:k]
+        self.load = per_interval(problem.load[jobs])
         self.rate = 1.0 - self.base_s * self.inv_periods[self.tightest] - self.load
+        self.rounds = np.concatenate(([0.0], per_interval(problem.decode_cost_s[jobs])))
         demand = np.zeros(k + 1)
         np.add.at(demand, grid.deadline_idx[jobs], problem.work_s[jobs])
         supply = np.concatenate(([0.0], np.cumsum(self.rate * self.dt)))
         self.slack = supply - np.cumsum(demand)
+        prompts = jobs[~problem.is_decoding[jobs]]
+        self.num_due = np.bincount(grid.deadline_idx[prompts], minlength=k + 1)
+        self.margin = np.where(self.num_due > 0, self.slack - self.rounds, np.inf)
         self._refresh()
-        return bool(np.all(self.rate >= -EPS) and np.all(self.slack >= -EPS))
+        return bool(np.all(self.rate >= -EPS) and np.all(self.margin >= -EPS))
 
     def _refresh(self) -> None:
-        np.minimum.accumulate(self.slack[::-1], out=self._suffix_view)
+        np.minimum.accumulate(self.margin[::-1], out=self._suffix_view)
 
     def _rate_change(
         self, load: float, level: int, a: int, b: int
@@ -103,9 +125,8 @@ class _Ledger:
         if level >= tight.max():
             return -load, None
         new_tight = np.minimum(tight, level)
-        return self.base_s * (self.inv_periods[tight] - self.inv_periods[new_tight]) - load, (
-            new_tight
-        )
+        change = self.base_s * (self.inv_periods[tight] - self.inv_periods[new_tight]) - load
+        return change, new_tight
 
     def _supply_change(self, delta: float | FloatArray, a: int, b: int) -> FloatArray:
         """Change of cumulative supply at breakpoints a+1..b for a rate change on [a, b)."""
@@ -120,9 +141,11 @@ class _Ledger:
         A job's prefill work is due at breakpoint d; its decode load covers [a, b). Prefilling
         jobs start decoding at their deadline (d == a); decoders have no work.
         """
-        work, load, level, d, a, b = job
-        if not force and work > self.suffix_min[d] + EPS:
-            return False
+        work, load, cost, level, d, a, b = job
+        if not force and work > 0:
+            own = self.slack[d] - self.rounds[d] - work  # its own deadline
+            if work > self.suffix_min[d] + EPS or own < -EPS:
+                return False
         if a >= b:  # no decode phase: only its prefill work
             self._commit_work(work, d)
             return True
@@ -131,29 +154,43 @@ class _Ledger:
         delta, new_tight = self._rate_change(load, level, a, b)
         new_rate = self.rate[a:b] + delta
         cum = self._supply_change(delta, a, b)
-        if not force:
-            if new_rate.min() < -EPS or self.suffix_min[b + 1] + cum[-1] < work - EPS:
-                return False
-            if work > 0 and (self.slack[a + 1 : b + 1] + cum).min() < work - EPS:
-                return False
+        shift = cum - cost
+        if not force and (
+            new_rate.min() < -EPS
+            or (self.margin[a + 1 : b + 1] + shift).min() < work - EPS
+            or self.suffix_min[b + 1] + cum[-1] < work - EPS
+        ):
+            return False
         self.rate[a:b] = new_rate
         if new_tight is not None:
             self.tightest[a:b] = new_tight
         self.load[a:b] += load
         self.active[level, a:b] += 1
-        self.slack[a + 1 : b + 1] += cum
-        self.slack[b + 1 :] += cum[-1]
+        self._shift(cum, cost, a, b)
         self._commit_work(work, d)
         return True
 
+    def _shift(self, cum: FloatArray, cost: float, a: int, b: int) -> None:
+        """Apply a supply change `cum` at a+1..b (constant after) and a decode round `cost`."""
+        self.slack[a + 1 : b + 1] += cum
+        self.slack[b + 1 :] += cum[-1]
+        self.rounds[a + 1 : b + 1] += cost
+        self.margin[a + 1 : b + 1] += cum - cost
+        self.margin[b + 1 :] += cum[-1]
+
     def _commit_work(self, work: float, d: int) -> None:
+        """Add prefill work due at breakpoint d (negative: take it away)."""
         if work:
             self.slack[d:] -= work
+            self.margin[d:] -= work
+            self.num_due[d] += 1 if work > 0 else -1
+            due = self.num_due[d] > 0
+            self.margin[d] = self.slack[d] - self.rounds[d] if due else np.inf
         self._refresh()
 
     def remove(self, job: _Job) -> None:
         """Take an admitted job out again."""
-        work, load, level, d, a, b = job
+        work, load, cost, level, d, a, b = job
         if a < b:
             self.active[level, a:b] -= 1
             self.load[a:b] -= load
@@ -162,13 +199,12 @@ class _Ledger:
             cum = np.cumsum((new_rate - self.rate[a:b]) * self.dt[a:b])
             self.rate[a:b] = new_rate
             self.tightest[a:b] = new_tight
-            self.slack[a + 1 : b + 1] += cum
-            self.slack[b + 1 :] += cum[-1]
+            self._shift(cum, -cost, a, b)
         self._commit_work(-work, d)
 
 
-_Job = tuple[float, float, int, int, int, int]
-"""(work, load, level, deadline index, load start index, load end index)."""
+_Job = tuple[float, float, float, int, int, int, int]
+"""(work, load, decode cost, level, deadline index, load start index, load end index)."""
 
 
 def _reject_all(
@@ -187,6 +223,7 @@ class _Greedy:
             zip(
                 problem.work_s.tolist(),
                 problem.load.tolist(),
+                problem.decode_cost_s.tolist(),
                 problem.level.tolist(),
                 g.deadline_idx.tolist(),
                 g.start_idx.tolist(),
@@ -273,18 +310,24 @@ def admit_greedy(
     greedy = _Greedy(problem, ledger, max_swaps)
     reasons: dict[int, Rejection] = {}
     late = problem.is_late.tolist()
+    last_swap = -1  # position of the last exchange
     for pos, j in enumerate(candidates):
         if late[j]:
             reasons[j] = Rejection.LATE
         elif len(old) + len(greedy.new) >= problem.max_num_seqs:
             reasons.update(_reject_all(problem, candidates[pos:], Rejection.SEQS))
             break
-        elif (reason := greedy.offer(j)) is not None:
-            reasons[j] = reason
-    if greedy.num_swaps:
-        # An exchange freed room that earlier rejects may now use: offer them once more.
-        greedy.swaps_left = 0
-        for j in [j for j, r in reasons.items() if r in (Rejection.COMPUTE, Rejection.MEMORY)]:
+        else:
+            num_swaps = greedy.num_swaps
+            if (reason := greedy.offer(j)) is not None:
+                reasons[j] = reason
+            if greedy.num_swaps > num_swaps:
+                last_swap = pos
+    # An exchange frees room that rejects judged before it may now use: offer those once more.
+    # Rejects judged after the last exchange saw a state that has only filled up since.
+    greedy.swaps_left = 0
+    for j in candidates[:last_swap]:
+        if reasons.get(j) in (Rejection.COMPUTE, Rejection.MEMORY):
             if len(old) + len(greedy.new) < problem.max_num_seqs and greedy.offer(j) is None:
                 del reasons[j]
     for j in candidates:

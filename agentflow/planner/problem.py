@@ -1,18 +1,21 @@
-"""The admission problem: requests turned into jobs of the fluid EDF model, in EDF order.
+"""The admission problem: requests turned into jobs of the fluid EDF model, in EDF order."""
 
 # NOTE(planner): the feasibility model shared by every planner, the simulator and the tests.
 # Times are relative to `now`. The engine runs back-to-back steps; while decoders are active a
 # step lasts at most the tightest active cadence `p`, so a share `base_s / p` of time is step
-# overhead, and each active decoder takes a share `decode_cost / cadence` (it needs a token every
-# cadence; loose decoders sit out steps, as in SLOs-Serve's AR planner). The rest,
+# overhead, and each active decoder takes a share `decode_cost / cadence` (it needs a token
+# every cadence; loose decoders sit out steps, as in SLOs-Serve's AR planner). The rest,
 # rho(t) = 1 - base_s / p(t) - sum(load), is prefill supply, in seconds of marginal step time.
-# A set of jobs is feasible iff (1) rho >= 0 at all times (decodes are sustainable), (2) EDF
-# meets every prefill deadline: cumulative prefill work due by each deadline <= integral of rho,
-# (3) their KV blocks fit, and (4) they fit in max_num_seqs. A prefilling job decodes from its
-# TTFT deadline (decode credit starts there) until its last token is due. A decoder ahead of
-# schedule adds no load until its next token's interval opens, which is how slack turns into a
-# looser plan.
-"""
+# A set of jobs is feasible iff
+#   (1) rho >= 0 at all times (decodes are sustainable);
+#   (2) EDF meets every prefill deadline: at each deadline, the prefill work due by then plus
+#       one decode round of the decoders active just before it is <= the integral of rho.
+#       Steps are discrete: the step that ends at a deadline still carries every due decode
+#       and its own overhead, so each prompt's work also carries one step overhead;
+#   (3) their KV blocks fit; (4) they fit in max_num_seqs.
+# A prefilling job decodes from its TTFT deadline (decode credit starts there) until its last
+# token is due. A decoder ahead of schedule adds no load until its next token's interval
+# opens, which is how slack turns into a looser plan.
 
 from __future__ import annotations
 
@@ -47,16 +50,20 @@ class PlanningProblem:
     is_old: BoolArray
     """Admitted by an earlier plan: must stay admitted."""
     is_late: BoolArray
-    """A candidate that already missed a deadline: never admitted."""
+    """A candidate that already missed its TTFT or is behind its TPOT schedule: never admitted
+    (it cannot meet its SLO any more)."""
     is_decoding: BoolArray
     deadline_s: FloatArray
-    """Prefill deadline (0 for decoders; late old prefills get their isolated time)."""
+    """Prefill deadline less the tier margin (0 for decoders; a late old prefill gets its
+    isolated time)."""
     work_s: FloatArray
-    """Remaining prefill work, in seconds of marginal step time."""
+    """Remaining prefill work, in seconds of marginal step time, plus one step overhead."""
     load_start_s: FloatArray
     load_end_s: FloatArray
     load: FloatArray
     """Share of engine time the job's decoding takes while active."""
+    decode_cost_s: FloatArray
+    """Marginal step time of one of the job's decode visits (one token, or one verify)."""
     level: IntArray
     """Index into `periods_s` of the job's decode cadence."""
     periods_s: FloatArray
@@ -171,7 +178,8 @@ def _timing(
     return {
         "decoding": decoding,
         "is_old": f["is_admitted"] > 0,
-        "prefill_dl": prefill_dl - now_s,
+        "prefill_dl": prefill_dl - now_s - config.tier_margin_s,
+        "ttft_missed": ~np.isnan(first) & (first > prefill_dl),
         "end": origin + (f["max_output_tokens"] - 1) * f["tpot_s"] - now_s,
         "slack": slack,
         "tier": tiers_for_slack(tiers_s, slack),
@@ -182,14 +190,22 @@ def _timing(
 def _prefill(
     f: dict[str, FloatArray], t: dict[str, Any], predictor: StepTimePredictor
 ) -> dict[str, Any]:
-    """Prefill work and deadlines. An old job behind its deadline is served first (relaxed)."""
+    """Prefill work and deadlines. An old job behind its deadline is served first (relaxed).
+
+    Each prompt's work includes one step overhead: its first token comes out at the end of a
+    step, and the step that ends at its deadline is cut short (the fluid model would otherwise
+    spread that overhead as if steps ran full length).
+    """
     decoding, is_old = t["decoding"], t["is_old"]
+    base_s = predictor.base_s
     work = predictor.prefill_work_array(f["num_computed_tokens"], f["num_prompt_tokens"])
-    work = np.where(decoding, 0.0, work)
+    work = np.where(decoding, 0.0, work + base_s)
     deadline = np.where(decoding, 0.0, t["prefill_dl"])
-    deadline = np.where(is_old & ~decoding, np.maximum(deadline, predictor.base_s + work), deadline)
-    is_late = ~is_old & np.where(decoding, t["slack"] < 0, deadline <= 0)
-    return {"work": work, "deadline": deadline, "is_late": is_late}
+    deadline = np.where(is_old & ~decoding, np.maximum(deadline, work), deadline)
+    missed = np.where(decoding, (t["slack"] < 0) | t["ttft_missed"], deadline <= 0)
+    is_late = ~is_old & missed
+    # Time starts now: a late candidate's past deadline must not add supply before it.
+    return {"work": work, "deadline": np.maximum(deadline, 0.0), "is_late": is_late}
 
 
 def _decode_window(
@@ -211,7 +227,7 @@ def _decode_window(
     cost = predictor.decode_cost_array(
         f["num_prompt_tokens"] + out_mid, spec_len.astype(np.float64)
     )
-    return {"start": start, "end": end, "load": cost / period}
+    return {"start": start, "end": end, "load": cost / period, "cost": cost}
 
 
 def _levels(
@@ -260,6 +276,7 @@ def build_problem(
         load_start_s=w["start"][order],
         load_end_s=w["end"][order],
         load=w["load"][order],
+        decode_cost_s=w["cost"][order],
         level=level[order],
         periods_s=periods,
         num_blocks=blocks.astype(np.int64)[order],

@@ -77,3 +77,5 @@ class StepPlan:
     """request_id -> why it is best-effort."""
     is_overloaded: bool = False
     """The earlier admissions alone no longer fit the model (new ones were all refused)."""
+    is_complete: bool = True
+    """False when the exact planner hit its work cap and the fast planner's admission is used."""

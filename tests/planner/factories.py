@@ -122,7 +122,7 @@ def random_instance(
         prompt = int(rng.integers(16, max_prompt))
         slowdown = float(rng.choice(slowdowns))
         ttft = slowdown * PREDICTOR.isolated_prefill_s(prompt)
-        arrival = now_s - float(rng.uniform(0, 0.3)) * ttft
+        arrival = now_s - float(rng.uniform(0, 1.1)) * ttft  # some already late
         waiting.append(
             PlanRequest(
                 f"w{i}", arrival, ttft, tpot, prompt, 0, 0, int(rng.integers(1, max_output))

@@ -118,7 +118,7 @@ async def tool_loop(
     """
     descriptions = tool_descriptions or "\n".join(f"- {name}" for name in tools)
     transcript = ""
-    for iteration in range(max_iterations):
+    for _ in range(max_iterations):
         reply = await ctx.run(act, question, descriptions, transcript)
         parsed = parse_tool_call(reply, tools)
         if parsed is None:

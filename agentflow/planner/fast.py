@@ -33,6 +33,7 @@ __all__ = ["FastPlanner", "admit_greedy"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 class _Ledger:
@@ -56,6 +57,7 @@ class _Ledger:
         "num_due",
         "points",
         "rate",
+        "rate_suffix_min",
         "rounds",
         "slack",
         "suffix_min",
@@ -72,6 +74,8 @@ class _Ledger:
         self.active[-1, :] = 1  # the idle level is always "active": it is the fallback
         self.tightest: IntArray = np.full(k, problem.idle_level, dtype=np.int64)
         self.rate: FloatArray = np.full(k, grid.idle_rate)
+        self.rate_suffix_min: FloatArray = np.append(self.rate, np.inf)
+        """min(rate[i:]) at i; +inf past the end."""
         self.slack: FloatArray = np.zeros(k + 1)
         self.rounds: FloatArray = np.zeros(k + 1)
         self.num_due: IntArray = np.zeros(k + 1, dtype=np.int64)
@@ -113,6 +117,7 @@ class _Ledger:
 
     def _refresh(self) -> None:
         np.minimum.accumulate(self.margin[::-1], out=self._suffix_view)
+        np.minimum.accumulate(self.rate[::-1], out=self.rate_suffix_min[-2::-1])
 
     def _rate_change(
         self, load: float, level: int, a: int, b: int
@@ -286,6 +291,81 @@ class _Greedy:
         return True
 
 
+_RETRYABLE = (Rejection.COMPUTE, Rejection.MEMORY)
+_WINDOW = 64
+"""Candidates screened per vectorized step."""
+
+
+def _screen(greedy: _Greedy, jobs: IntArray) -> tuple[list[bool], list[bool]]:
+    """Which of `jobs` may fit now (necessary tests, vectorized), and which fail on memory.
+
+    A job that fails may still be worth offering when an exchange could make room for it.
+    """
+    p, led, g = greedy.problem, greedy.ledger, greedy.ledger.grid
+    work, d = p.work_s[jobs], g.deadline_idx[jobs]
+    a, b = g.start_idx[jobs], g.end_idx[jobs]
+    no_memory = greedy.num_blocks + p.num_blocks[jobs] > p.kv_blocks_total
+    last = len(led.rate)
+    # Decode load must fit the lowest rate of its window: exact when the window runs to the
+    # end of the grid, else checked at both ends.
+    lowest = np.where(
+        b >= last,
+        led.rate_suffix_min[np.minimum(a, last)],
+        np.minimum(led.rate[np.minimum(a, last - 1)], led.rate[np.maximum(b - 1, 0)]),
+    )
+    fits = (
+        ~no_memory
+        & (work <= led.suffix_min[d] + EPS)
+        & ((work <= 0) | (led.slack[d] - led.rounds[d] - work >= -EPS))
+        & ((a >= b) | (p.load[jobs] <= lowest + EPS))
+    )
+    if greedy.swaps_left > 0 and greedy.new:
+        new = np.asarray(greedy.new)
+        fits |= np.where(
+            no_memory,
+            p.num_blocks[jobs] < p.num_blocks[new].max(),
+            work < p.work_s[new].max(),
+        )
+    fits &= ~p.is_late[jobs]
+    return fits.tolist(), no_memory.tolist()
+
+
+def _offer_all(
+    greedy: _Greedy, candidates: IntArray, reasons: dict[int, Rejection], num_old: int
+) -> int:
+    """One EDF pass over `candidates`; return the position of the last exchange (-1: none).
+
+    Candidates are screened a window at a time, again after every admission or exchange;
+    those that cannot fit are rejected without a full check.
+    """
+    p, last_swap = greedy.problem, -1
+    for start in range(0, len(candidates), _WINDOW):
+        window = candidates[start : start + _WINDOW]
+        fits, no_memory = _screen(greedy, window)
+        for i, j in enumerate(window.tolist()):
+            if num_old + len(greedy.new) >= p.max_num_seqs:
+                reasons.update(_reject_all(p, candidates[start + i :].tolist(), Rejection.SEQS))
+                return last_swap
+            if not fits[i]:
+                reasons[j] = _bulk_reason(p, j, no_memory[i])
+                continue
+            state = (len(greedy.new), greedy.num_swaps)
+            if (reason := greedy.offer(j)) is not None:
+                reasons[j] = reason
+            if greedy.num_swaps > state[1]:
+                last_swap = start + i
+            if (len(greedy.new), greedy.num_swaps) != state and i + 1 < len(window):
+                rest = _screen(greedy, window[i + 1 :])
+                fits[i + 1 :], no_memory[i + 1 :] = rest
+    return last_swap
+
+
+def _bulk_reason(problem: PlanningProblem, job: int, is_memory: bool) -> Rejection:
+    if problem.is_late[job]:
+        return Rejection.LATE
+    return Rejection.MEMORY if is_memory else Rejection.COMPUTE
+
+
 def admit_greedy(
     problem: PlanningProblem, config: PlannerConfig | None = None, max_swaps: int = 16
 ) -> Admission:
@@ -298,39 +378,25 @@ def admit_greedy(
     del config
     ledger = _Ledger(problem, build_grid(problem))
     old = np.flatnonzero(problem.is_old)
-    candidates = np.flatnonzero(~problem.is_old).tolist()
+    candidates = np.flatnonzero(~problem.is_old)
     is_old_ok = ledger.load_many(problem, old) and len(old) <= problem.max_num_seqs
     if not (is_old_ok and problem.num_blocks[old].sum() <= problem.kv_blocks_total):
         return Admission(
             problem.is_old.copy(),
-            _reject_all(problem, candidates, Rejection.OLD_INFEASIBLE),
+            _reject_all(problem, candidates.tolist(), Rejection.OLD_INFEASIBLE),
             is_overloaded=True,
         )
-
     greedy = _Greedy(problem, ledger, max_swaps)
     reasons: dict[int, Rejection] = {}
-    late = problem.is_late.tolist()
-    last_swap = -1  # position of the last exchange
-    for pos, j in enumerate(candidates):
-        if late[j]:
-            reasons[j] = Rejection.LATE
-        elif len(old) + len(greedy.new) >= problem.max_num_seqs:
-            reasons.update(_reject_all(problem, candidates[pos:], Rejection.SEQS))
-            break
-        else:
-            num_swaps = greedy.num_swaps
-            if (reason := greedy.offer(j)) is not None:
-                reasons[j] = reason
-            if greedy.num_swaps > num_swaps:
-                last_swap = pos
+    last_swap = _offer_all(greedy, candidates, reasons, len(old))
     # An exchange frees room that rejects judged before it may now use: offer those once more.
     # Rejects judged after the last exchange saw a state that has only filled up since.
     greedy.swaps_left = 0
-    for j in candidates[:last_swap]:
-        if reasons.get(j) in (Rejection.COMPUTE, Rejection.MEMORY):
-            if len(old) + len(greedy.new) < problem.max_num_seqs and greedy.offer(j) is None:
-                del reasons[j]
-    for j in candidates:
+    retry = [j for j in candidates[: max(last_swap, 0)].tolist() if reasons.get(j) in _RETRYABLE]
+    for j in retry:
+        del reasons[j]
+    _offer_all(greedy, np.asarray(retry, dtype=np.int64), reasons, len(old))
+    for j in candidates.tolist():
         if not greedy.admitted[j] and j not in reasons:
             reasons[j] = Rejection.COMPUTE  # displaced by a smaller job
     return Admission(greedy.admitted, reasons)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from agentflow.errors import ConfigError
 from agentflow.planner.config import PlannerConfig
 from agentflow.planner.predictor import StepTimePredictor
 from agentflow.planner.request import PlanRequest
@@ -59,7 +60,9 @@ class PlanningProblem:
     work_s: FloatArray
     """Remaining prefill work, in seconds of marginal step time, plus one step overhead."""
     load_start_s: FloatArray
+    """When the job's decode load begins (its TTFT deadline, or its next token's interval)."""
     load_end_s: FloatArray
+    """When its last token is due."""
     load: FloatArray
     """Share of engine time the job's decoding takes while active."""
     decode_cost_s: FloatArray
@@ -69,15 +72,19 @@ class PlanningProblem:
     periods_s: FloatArray
     """Distinct step cadences, ascending, capped by the idle step; the last entry is idle."""
     num_blocks: IntArray
+    """KV blocks reserved for prompt plus max output."""
     tier: IntArray
     """Planning tier from slack (SLOs-Serve §1)."""
     slack_s: FloatArray
     """Time until the next token (first token while prefilling) is due."""
     decode_period_s: FloatArray
-    tpot_s: FloatArray
     """Time between the job's required decode visits (its tier TPOT, stretched by speculation)."""
+    tpot_s: FloatArray
+    """The request's own TPOT budget."""
     spec_len: IntArray
+    """Verify length of the job's decodes (1 without speculation)."""
     base_s: float
+    """Per-step overhead (an empty step's predicted time)."""
     kv_blocks_total: int
     max_num_seqs: int
 
@@ -252,8 +259,14 @@ def build_problem(
     predictor: StepTimePredictor,
     config: PlannerConfig,
 ) -> PlanningProblem:
-    """Turn the engine's requests into the jobs of the fluid EDF model (see the module NOTE)."""
+    """Turn the engine's requests into the jobs of the fluid EDF model (see the module NOTE).
+
+    Raises:
+        ConfigError: two requests share a request_id.
+    """
     reqs = [*running, *waiting]
+    if len({r.request_id for r in reqs}) != len(reqs):
+        raise ConfigError("planner: request_id values must be unique across running and waiting")
     f = _fields(reqs)
     tiers_s = derive_tiers(f["tpot_s"], config.tier_margin_s, config.loosest_tier_extra_s)
     t = _timing(f, now_s, tiers_s, config)

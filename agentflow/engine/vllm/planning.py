@@ -51,6 +51,9 @@ class StepSettings:
     admitted_ids: frozenset[str]
     decode_rank_by_id: dict[str, int]
     """request_id -> position in the running list (admitted by urgency, best-effort last)."""
+    hidden_ids: frozenset[str]
+    """Decoders sat out this step: ahead of schedule or best-effort, beyond the spare tokens.
+    Hiding them keeps the planned prefill room; they keep their KV and run in a later step."""
 
 
 def settings_for(
@@ -65,18 +68,30 @@ def settings_for(
     admitted = frozenset(plan.admitted_ids)
     must_decode = {rid: rank for rank, rid in enumerate(plan.decode_ids)}
     ranks: dict[str, int] = {}
+    optional: list[Request] = []  # decoders that need no token this step
     for request in running:
         rid = request.request_id
         if rid in must_decode:
             ranks[rid] = must_decode[rid]
-        elif rid in admitted:  # admitted and ahead of schedule: after the urgent ones
-            ranks[rid] = len(must_decode) + 1
-        else:  # best-effort: last, so that it is the first preemption victim
-            ranks[rid] = len(must_decode) + 2
+            continue
+        # admitted and ahead of schedule after the urgent ones; best-effort last, so that it is
+        # the first preemption victim
+        ranks[rid] = len(must_decode) + (1 if rid in admitted else 2)
+        if _is_decoding(request):
+            optional.append(request)
+    optional.sort(key=lambda r: ranks[r.request_id])
+    hidden = frozenset(r.request_id for r in optional[plan.num_spare_tokens :])
     budget = plan.token_budget + plan.num_spare_tokens
     return StepSettings(
         token_budget=max(1, min(max_tokens_cap, budget)),
         max_active_reqs=max(num_running, min(max_active_cap, plan.max_batch_size)),
         admitted_ids=admitted,
         decode_rank_by_id=ranks,
+        hidden_ids=hidden,
+    )
+
+
+def _is_decoding(request: Request) -> bool:
+    return (
+        request.num_output_tokens > 0 and request.num_computed_tokens >= request.num_prompt_tokens
     )

@@ -200,12 +200,16 @@ class SLOSchedulerMixin(Scheduler):
             request.priority = key if admitted else key + BEST_EFFORT_PRIORITY_OFFSET
             self.waiting.add_request(request)
         ranks = settings.decode_rank_by_id
+        hidden = [r for r in self.running if r.request_id in settings.hidden_ids]
+        self.running = [r for r in self.running if r.request_id not in settings.hidden_ids]
         self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
         self.max_num_scheduled_tokens = settings.token_budget
-        self.max_num_active_reqs = settings.max_active_reqs
+        # Hidden requests still hold a running slot: count them against the admission cap.
+        self.max_num_active_reqs = max(0, settings.max_active_reqs - len(hidden))
         try:
             return super().schedule(throttle_prefills)
         finally:
+            self.running.extend(hidden)
             self.max_num_scheduled_tokens, self.max_num_active_reqs = saved_budget, saved_active
 
     # ---------------------------------------------------------------- step done

@@ -1,0 +1,50 @@
+from hypothesis import given, settings
+
+from agentflow.planner.dp import solve_dp
+from agentflow.planner.fast import admit_greedy
+from agentflow.planner.feasibility import check_admission
+from agentflow.planner.problem import build_problem
+from agentflow.planner.step_plan import Rejection
+
+from .factories import PREDICTOR, instance_strategy, make_config, make_request
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(instance_strategy(max_running=6, max_waiting=8))
+def test_fast_admits_within_one_of_exact_on_small_instances(instance):
+    now, running, waiting, config = instance
+    problem = build_problem(now, running, waiting, PREDICTOR, config)
+    exact = solve_dp(problem).admission
+    fast = admit_greedy(problem, config)
+    assert fast.is_overloaded == exact.is_overloaded
+    assert int(exact.admitted.sum()) - 1 <= int(fast.admitted.sum()) <= int(exact.admitted.sum())
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(instance_strategy(max_running=20, max_waiting=30))
+def test_fast_admission_passes_the_reference_feasibility_check(instance):
+    now, running, waiting, config = instance
+    problem = build_problem(now, running, waiting, PREDICTOR, config)
+    admission = admit_greedy(problem, config)
+    assert bool(problem.is_old[~admission.admitted].any()) is False
+    if not admission.is_overloaded:
+        assert check_admission(problem, admission.admitted).is_feasible
+    for job, reason in admission.reason_by_job.items():
+        assert not admission.admitted[job]
+        assert isinstance(reason, Rejection)
+
+
+def test_a_rejected_request_may_displace_a_bulkier_new_one():
+    # Moore-Hodgson: the long prompt goes in first (earliest deadline) and blocks the second
+    # short one; trading it for that one makes room for the third.
+    long_prompt = make_request("long", ttft_s=0.8, num_prompt_tokens=1400, max_output_tokens=4)
+    short = [
+        make_request(f"s{i}", ttft_s=0.9, num_prompt_tokens=500, max_output_tokens=4)
+        for i in range(3)
+    ]
+    problem = build_problem(0.0, [], [long_prompt, *short], PREDICTOR, make_config())
+    admission = admit_greedy(problem)
+    admitted = {problem.requests[j].request_id for j in range(4) if admission.admitted[j]}
+    assert admitted == {"s0", "s1", "s2"}
+    assert admission.reason_by_job == {0: Rejection.COMPUTE}
+    assert int(solve_dp(problem).admission.admitted.sum()) == 3

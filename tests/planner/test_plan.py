@@ -1,0 +1,215 @@
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from agentflow.planner import (
+    PlannerConfig,
+    PlanRequest,
+    Rejection,
+    SpecConfig,
+    StepPlan,
+    StepTimePredictor,
+    chunk_context_tokens,
+    make_planner,
+    plan,
+)
+
+from .factories import PREDICTOR, instance_strategy, make_config, make_decoder, make_request
+
+PLANNERS = ["fast", "exact"]
+
+
+@pytest.mark.parametrize("planner", PLANNERS)
+def test_idle_system_admits_a_feasible_request_and_gives_it_prefill(planner):
+    request = make_request("r", num_prompt_tokens=256, ttft_s=1.0)
+    step = plan(0.0, [], [request], PREDICTOR, make_config(planner=planner))
+    assert step.admitted_ids == ("r",)
+    assert step.newly_admitted_ids == ("r",)
+    assert step.prefill_tokens_by_id == {"r": 256}
+    assert step.token_budget == 256
+    assert step.best_effort_ids == ()
+
+
+@pytest.mark.parametrize("planner", PLANNERS)
+def test_request_whose_ttft_is_below_its_isolated_prefill_goes_best_effort(planner):
+    ttft_s = 0.5 * PREDICTOR.isolated_prefill_s(2000)
+    request = make_request("r", num_prompt_tokens=2000, ttft_s=ttft_s)
+    step = plan(0.0, [], [request], PREDICTOR, make_config(planner=planner))
+    assert step.admitted_ids == ()
+    assert step.best_effort_ids == ("r",)
+    assert step.reason_by_id == {"r": Rejection.COMPUTE}
+    assert step.prefill_tokens_by_id == {}
+
+
+def test_request_that_already_missed_its_ttft_is_late():
+    request = make_request("r", arrival_s=0.0, ttft_s=0.2)
+    step = plan(1.0, [], [request], PREDICTOR, make_config())
+    assert step.reason_by_id == {"r": Rejection.LATE}
+
+
+def test_a_lone_late_single_token_request_plans_cleanly():
+    request = make_request("r", arrival_s=0.0, ttft_s=0.5, max_output_tokens=1)
+    step = plan(1.0, [], [request], PREDICTOR, make_config())
+    assert step.reason_by_id == {"r": Rejection.LATE}
+
+
+def test_best_effort_decoders_that_missed_an_slo_are_not_promoted():
+    now = 5.0
+    behind = make_decoder("behind", now, slack_s=-0.01, is_admitted=False)
+    late_first = make_decoder("late_first", now, is_admitted=False)
+    late_first = replace(late_first, ttft_s=0.1)  # first token came 0.1 s after its deadline
+    on_time = make_decoder("on_time", now, is_admitted=False)
+    step = plan(now, [behind, late_first, on_time], [], PREDICTOR, make_config())
+    assert step.newly_admitted_ids == ("on_time",)
+    assert step.reason_by_id == {"behind": Rejection.LATE, "late_first": Rejection.LATE}
+
+
+@pytest.mark.parametrize("planner", PLANNERS)
+def test_memory_limit_leaves_the_overflow_best_effort(planner):
+    # 256 prompt + 64 output tokens = 20 blocks each; 45 blocks hold two.
+    waiting = [make_request(f"r{i}", ttft_s=5.0) for i in range(3)]
+    step = plan(0.0, [], waiting, PREDICTOR, make_config(planner=planner, kv_blocks_total=45))
+    assert len(step.admitted_ids) == 2
+    (left_out,) = step.best_effort_ids
+    assert step.reason_by_id[left_out] == Rejection.MEMORY
+
+
+def test_sequence_cap_limits_admissions():
+    waiting = [make_request(f"r{i}", ttft_s=5.0, num_prompt_tokens=32) for i in range(4)]
+    step = plan(0.0, [], waiting, PREDICTOR, make_config(max_num_seqs=3))
+    assert len(step.admitted_ids) == 3
+    assert step.max_batch_size <= 3
+    assert list(step.reason_by_id.values()) == [Rejection.SEQS]
+
+
+def test_tighter_tpot_among_decodes_gives_a_smaller_step_budget():
+    now = 5.0
+    tight = plan(now, [make_decoder("d", now, tpot_s=0.05)], [], PREDICTOR, make_config())
+    loose = plan(now, [make_decoder("d", now, tpot_s=0.15)], [], PREDICTOR, make_config())
+    assert tight.step_time_budget_s < loose.step_time_budget_s
+    assert tight.step_time_budget_s == pytest.approx(0.049)
+    assert loose.step_time_budget_s == pytest.approx(0.149)
+
+
+def test_ahead_of_schedule_request_gets_a_looser_tier_and_may_skip_the_step():
+    now = 5.0
+    on_time = make_decoder("on_time", now, tpot_s=0.05, slack_s=0.05)
+    ahead = make_decoder("ahead", now, tpot_s=0.05, slack_s=0.40)
+    other = make_decoder("other", now, tpot_s=0.15, slack_s=0.25)  # interval opens later
+    step = plan(now, [on_time, ahead, other], [], PREDICTOR, make_config())
+    assert step.tier_by_id["ahead"] > step.tier_by_id["on_time"]
+    assert step.decode_ids == ("on_time",)
+    alone = plan(now, [ahead], [], PREDICTOR, make_config())
+    assert alone.step_time_budget_s > step.step_time_budget_s
+
+
+def test_decodes_leave_the_rest_of_the_step_to_prefill_chunks_edf_first():
+    now = 5.0
+    decoders = [make_decoder(f"d{i}", now, tpot_s=0.05) for i in range(4)]
+    first = make_request(
+        "first", arrival_s=now, ttft_s=2.0, num_prompt_tokens=1000, is_admitted=True
+    )
+    second = make_request(
+        "second", arrival_s=now, ttft_s=3.0, num_prompt_tokens=1000, is_admitted=True
+    )
+    step = plan(now, decoders, [second, first], PREDICTOR, make_config())
+    assert set(step.decode_ids) == {f"d{i}" for i in range(4)}
+    assert step.num_decode_tokens == 4
+    assert 0 < step.prefill_tokens_by_id["first"] < 1000
+    assert "second" not in step.prefill_tokens_by_id
+    assert step.token_budget == 4 + step.prefill_tokens_by_id["first"]
+
+
+def test_overloaded_old_set_is_kept_but_nothing_new_is_admitted():
+    now = 5.0
+    decoders = [make_decoder(f"d{i}", now, tpot_s=0.05) for i in range(64)]
+    newcomer = make_request("new", arrival_s=now, ttft_s=10.0, num_prompt_tokens=16)
+    step = plan(now, decoders, [newcomer], PREDICTOR, make_config())
+    assert step.is_overloaded
+    assert set(step.admitted_ids) == {d.request_id for d in decoders}
+    assert step.reason_by_id == {"new": Rejection.OLD_INFEASIBLE}
+
+
+def test_best_effort_request_is_promoted_once_room_frees_up():
+    now = 5.0
+    holder = make_decoder("holder", now, prompt=600, max_output_tokens=40)
+    newcomer = make_request("new", arrival_s=now, ttft_s=5.0)
+    config = make_config(kv_blocks_total=50)
+    assert plan(now, [holder], [newcomer], PREDICTOR, config).best_effort_ids == ("new",)
+    assert plan(now, [], [newcomer], PREDICTOR, config).newly_admitted_ids == ("new",)
+
+
+def test_speculation_sets_per_tier_lengths_and_counts_verify_tokens():
+    now = 5.0
+    decoders = [make_decoder(f"d{i}", now, tpot_s=0.05) for i in range(8)]
+    config = make_config(speculation=SpecConfig(max_spec_len=5, alpha=0.8))
+    step = plan(now, decoders, [], PREDICTOR, config)
+    spec_len = step.spec_len_by_tier[0]
+    assert spec_len > 1
+    assert step.num_decode_tokens == spec_len * len(step.decode_ids)
+    assert plan(now, decoders, [], PREDICTOR, make_config()).spec_len_by_tier == {}
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(instance_strategy(max_running=8, max_waiting=8))
+def test_every_plan_keeps_old_admissions_and_fits_the_engine(instance):
+    now, running, waiting, config = instance
+    for name in PLANNERS:
+        step = make_planner(name).plan(now, running, waiting, PREDICTOR, config)
+        old = {r.request_id for r in [*running, *waiting] if r.is_admitted}
+        assert old <= set(step.admitted_ids)
+        by_id = {r.request_id: r for r in [*running, *waiting]}
+        if not step.is_overloaded:
+            blocks = sum(by_id[i].num_kv_blocks(config.block_size) for i in step.admitted_ids)
+            assert blocks <= config.kv_blocks_total
+            assert len(step.admitted_ids) <= config.max_num_seqs
+        assert set(step.admitted_ids).isdisjoint(step.best_effort_ids)
+        assert set(step.admitted_ids) | set(step.best_effort_ids) == set(by_id)
+        _assert_step_fits(step, by_id, config)
+
+
+def _assert_step_fits(step: StepPlan, by_id: dict[str, PlanRequest], config: PlannerConfig) -> None:
+    prefill = step.prefill_tokens_by_id
+    assert step.token_budget == step.num_decode_tokens + sum(prefill.values())
+    assert step.token_budget <= config.max_num_batched_tokens
+    assert 1 <= step.max_batch_size <= config.max_num_seqs
+    assert set(prefill) <= set(step.admitted_ids)
+    context = sum(by_id[i].num_context_tokens() for i in step.decode_ids)
+    for request_id, chunk in prefill.items():
+        request = by_id[request_id]
+        assert 0 < chunk <= request.num_remaining_prompt_tokens
+        context += chunk_context_tokens(request.num_computed_tokens, chunk)
+    predicted = PREDICTOR.step_time_s(sum(prefill.values()), len(step.decode_ids), context)
+    if prefill:
+        assert predicted <= step.step_time_budget_s + 1e-9
+
+
+def test_plan_is_deterministic():
+    rng = np.random.default_rng(3)
+    from .factories import random_instance
+
+    now, running, waiting = random_instance(rng, 10, 10)
+    config = make_config()
+    assert plan(now, running, waiting, PREDICTOR, config) == plan(
+        now, running, waiting, PREDICTOR, config
+    )
+
+
+def test_planner_never_imports_vllm_torch_or_ray():
+    code = (
+        "import sys, agentflow.planner as p; "
+        "p.plan(0.0, [], [], p.StepTimePredictor.default_cpu(), "
+        "p.PlannerConfig(kv_blocks_total=8, max_num_batched_tokens=64, max_num_seqs=4)); "
+        "print(sorted(m for m in ('vllm', 'torch', 'ray') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_empty_engine_plans_an_empty_step():
+    step = plan(0.0, [], [], StepTimePredictor.default_cpu(), make_config())
+    assert (step.admitted_ids, step.token_budget, step.num_decode_tokens) == ((), 0, 0)

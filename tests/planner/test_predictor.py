@@ -1,0 +1,148 @@
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agentflow.errors import ConfigError
+from agentflow.planner import (
+    AffinePiece,
+    StepSample,
+    StepTimePredictor,
+    chunk_context_tokens,
+    evaluate,
+    mape,
+    r2_score,
+)
+
+TRUE = AffinePiece(
+    constant_s=0.012,
+    per_prefill_token_s=3e-4,
+    per_decode_req_s=9e-4,
+    per_context_token_s=2e-7,
+    per_spec_token_s=2.5e-4,
+)
+
+
+def synthetic_samples(pieces: list[AffinePiece], n: int = 200, seed: int = 0) -> list[StepSample]:
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n):
+        p, d = int(rng.integers(0, 2048)), int(rng.integers(0, 64))
+        c = chunk_context_tokens(int(rng.integers(0, 512)), p) + d * int(rng.integers(0, 1024))
+        s = int(rng.integers(0, 4)) * d
+        t = max(piece.time_s(p, d, c, s) for piece in pieces)
+        samples.append(StepSample(p, d, c, s, t))
+    return samples
+
+
+def test_fit_recovers_known_coefficients():
+    fitted = StepTimePredictor.fit(synthetic_samples([TRUE])).pieces[0]
+    for name in (
+        "constant_s",
+        "per_prefill_token_s",
+        "per_decode_req_s",
+        "per_context_token_s",
+        "per_spec_token_s",
+    ):
+        assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=1e-6)
+
+
+def test_fit_with_two_pieces_recovers_a_roofline_knee():
+    memory_bound = AffinePiece(0.030, 0.0, 2e-4, 0.0, 0.0)
+    compute_bound = AffinePiece(0.002, 1e-4, 5e-4, 1e-8, 1e-4)
+    samples = synthetic_samples([memory_bound, compute_bound], n=400, seed=1)
+    predictor = StepTimePredictor.fit(samples, num_pieces=2)
+    assert len(predictor.pieces) == 2
+    assert evaluate(predictor, samples)["mape"] < 0.02
+
+
+def test_fit_needs_enough_samples():
+    with pytest.raises(ConfigError, match="samples"):
+        StepTimePredictor.fit(synthetic_samples([TRUE], n=3))
+
+
+@given(
+    time_s=st.floats(0.0, 3.0),
+    num_decode_reqs=st.integers(0, 64),
+    context=st.integers(0, 50_000),
+    offset=st.integers(0, 4000),
+)
+def test_max_prefill_tokens_is_the_inverse_of_step_time(time_s, num_decode_reqs, context, offset):
+    predictor = StepTimePredictor.default_cpu()
+    n = predictor.max_prefill_tokens(time_s, num_decode_reqs, context, prefill_offset=offset)
+
+    def step(k: int) -> float:
+        return predictor.step_time_s(k, num_decode_reqs, context + chunk_context_tokens(offset, k))
+
+    if n > 0:
+        assert step(n) <= time_s
+    assert step(n + 1) > time_s
+
+
+def test_max_prefill_tokens_is_zero_when_decodes_alone_overrun_the_budget():
+    predictor = StepTimePredictor.default_cpu()
+    assert predictor.max_prefill_tokens(0.010, num_decode_reqs=64) == 0
+
+
+@pytest.mark.parametrize(
+    ("num_tokens", "measured_ms"), [(64, 31), (256, 84), (1024, 500), (2048, 967), (4000, 2608)]
+)
+def test_default_cpu_profile_matches_measured_prefill(num_tokens, measured_ms):
+    predicted_ms = StepTimePredictor.default_cpu().isolated_prefill_s(num_tokens) * 1e3
+    assert predicted_ms == pytest.approx(measured_ms, rel=0.15)
+
+
+@pytest.mark.parametrize(("batch", "measured_ms"), [(1, 15), (8, 19), (32, 37), (64, 65)])
+def test_default_cpu_profile_matches_measured_decode(batch, measured_ms):
+    predicted_ms = StepTimePredictor.default_cpu().step_time_s(0, batch, 128 * batch) * 1e3
+    assert predicted_ms == pytest.approx(measured_ms, rel=0.15)
+
+
+def test_prefill_cost_rises_superlinearly_with_prompt_length():
+    predictor = StepTimePredictor.default_cpu()
+    per_token = [predictor.prefill_work_s(0, n) / n for n in (256, 1024, 4000)]
+    assert per_token == sorted(per_token)
+    # Chunking does not change the total work of a prompt.
+    chunked = predictor.prefill_work_s(0, 1000) + predictor.prefill_work_s(1000, 3000)
+    assert chunked == pytest.approx(predictor.prefill_work_s(0, 3000))
+
+
+def test_observe_moves_the_bias_toward_clipped_residuals():
+    predictor = StepTimePredictor.default_cpu()
+    slow = predictor.step_time_s(100, 4) + 1.0  # far slower than predicted: clipped to 10 ms
+    for _ in range(2000):
+        predictor.observe(StepSample(100, 4, 0, 0, slow))
+    assert predictor.bias_s == pytest.approx(predictor.residual_clip_s, rel=1e-3)
+    assert predictor.step_time_s(0, 0) == pytest.approx(
+        StepTimePredictor.default_cpu().step_time_s(0, 0) + predictor.bias_s
+    )
+
+
+def test_json_round_trip_keeps_model_and_online_state(tmp_path):
+    predictor = StepTimePredictor.default_cpu()
+    predictor.observe(StepSample(10, 1, 0, 0, 0.5))
+    path = tmp_path / "profile.json"
+    predictor.save(path)
+    loaded = StepTimePredictor.load(path)
+    assert loaded.pieces == predictor.pieces
+    assert loaded.bias_s == predictor.bias_s
+    assert json.loads(path.read_text())["format"] == "agentflow.step_time/1"
+
+
+def test_from_json_rejects_other_documents():
+    with pytest.raises(ConfigError, match="format"):
+        StepTimePredictor.from_json('{"format": "other"}')
+    with pytest.raises(ConfigError, match="cannot parse"):
+        StepTimePredictor.from_json("not json")
+
+
+def test_negative_slopes_are_rejected():
+    with pytest.raises(ConfigError, match="per_decode_req_s"):
+        StepTimePredictor([AffinePiece(0.01, 1e-4, -1e-4, 0.0, 0.0)])
+
+
+def test_accuracy_helpers():
+    assert r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    assert mape([1.1, 1.8], [1.0, 2.0]) == pytest.approx(0.1)

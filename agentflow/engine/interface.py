@@ -29,6 +29,27 @@ class GenerationRequest:
     use_chat_template: bool = True
     """Wrap the prompt as one user turn when the model has a chat template."""
 
+    @classmethod
+    def unconstrained(
+        cls, request_id: str, prompt: str, max_tokens: int, *, label: str
+    ) -> GenerationRequest:
+        """A raw-text request with effectively no SLO that generates exactly `max_tokens`.
+
+        For warm-up and profiling traffic, which must be neither judged nor prioritised.
+        """
+        return cls(
+            request_id=request_id,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            ttft_ms=60_000.0,
+            tpot_ms=60_000.0,
+            program_id=label,
+            stage=label,
+            tier=label,
+            ignore_eos=True,
+            use_chat_template=False,
+        )
+
     def extra_args(self) -> dict[str, Any]:
         """The SLO metadata that travels to the engine's scheduler (vLLM `extra_args`)."""
         return {

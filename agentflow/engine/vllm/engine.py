@@ -115,17 +115,8 @@ class VLLMEngine:
     async def _warm_up(self) -> None:
         lengths = [n for n in (16, 128, 512, 1024) if n < self.config.max_model_len // 2]
         for index, length in enumerate(lengths):
-            request = GenerationRequest(
-                request_id=f"agentflow-warmup-{index}",
-                prompt=" ".join(["warm"] * length),
-                max_tokens=2,
-                ttft_ms=60_000.0,
-                tpot_ms=60_000.0,
-                program_id="warmup",
-                stage="warmup",
-                tier="warmup",
-                ignore_eos=True,
-                use_chat_template=False,
+            request = GenerationRequest.unconstrained(
+                f"agentflow-warmup-{index}", " ".join(["warm"] * length), 2, label="warmup"
             )
             async for _ in self.stream(request):
                 pass

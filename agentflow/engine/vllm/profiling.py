@@ -55,18 +55,7 @@ def _prompt_of(num_tokens: int, salt: int) -> str:
 
 
 async def _generate(engine: VLLMEngine, request_id: str, prompt: str, max_tokens: int) -> None:
-    request = GenerationRequest(
-        request_id=request_id,
-        prompt=prompt,
-        max_tokens=max_tokens,
-        ttft_ms=60_000.0,
-        tpot_ms=60_000.0,
-        program_id="profile",
-        stage="profile",
-        tier="profile",
-        ignore_eos=True,
-        use_chat_template=False,
-    )
+    request = GenerationRequest.unconstrained(request_id, prompt, max_tokens, label="profile")
     async for _ in engine.stream(request):
         pass
 

@@ -1,0 +1,256 @@
+"""agentflow's policy in the simulator: the SLO planner decides every step.
+
+Each step the planner (`agentflow.planner.plan`) sees the running and waiting requests and
+returns the admitted set, the decodes that must run, the admitted prefill chunks (EDF) and the
+spare tokens left in the step's time budget. The batch is laid out in that order:
+
+1. must-run decodes of admitted requests (their token interval opens before the step ends);
+2. the planned prefill chunks of admitted requests;
+3. every other admitted decoder, one token each, as vLLM would. A decode costs about one
+   prefill token, and a request that runs ahead of its TPOT leaves sooner and frees its KV
+   reservation (pacing decoders at exactly their TPOT doubled the admitted requests' KV
+   residence and made the planner decline for memory);
+4. spare tokens, capped so the step stays within the workload's tightest TPOT, for the
+   best-effort lane: running decodes, partial prefills, then waiting requests by arrival.
+   A best-effort request that could still be admitted is prefilled up to its last token
+   only: its first token, which fixes its lane, waits for the planner's verdict.
+
+KV for admitted work may preempt best-effort requests (youngest first) by recompute, never the
+other way round. A request's lane is fixed at its first token: admitted if the plan in force
+admitted it, else best-effort. Waiting best-effort requests are re-offered to the planner
+every step until their TTFT deadline passes, so they are promoted as soon as they fit; late
+ones stay best-effort without costing planner time. This mirrors the vLLM scheduler mixin in
+`agentflow.engine.vllm.scheduler`, which applies the same plan inside vLLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agentflow.engine.sim.instance import Batch, Instance
+from agentflow.engine.sim.policies.fcfs import room_for
+from agentflow.engine.sim.request import SimRequest
+from agentflow.planner import (
+    Planner,
+    PlannerConfig,
+    PlanRequest,
+    StepTimePredictor,
+    chunk_context_tokens,
+)
+
+__all__ = ["AgentflowPolicy", "to_plan_request"]
+
+
+def to_plan_request(request: SimRequest) -> PlanRequest:
+    """The planner's view of one simulated request."""
+    if request.is_decoding:
+        num_prompt = num_computed = request.num_prompt_tokens
+    else:  # first prefill, or a recompute of prompt + generated tokens
+        num_prompt = request.num_prefill_target
+        num_computed = request.num_computed
+    return PlanRequest(
+        request_id=request.request_id,
+        arrival_s=request.arrival_s,
+        ttft_s=request.ttft_s,
+        tpot_s=request.tpot_s,
+        num_prompt_tokens=num_prompt,
+        num_computed_tokens=num_computed,
+        num_output_tokens=request.num_generated,
+        max_output_tokens=request.num_output_tokens,
+        first_token_s=request.first_token_s,
+        is_admitted=request.is_admitted,
+    )
+
+
+class _Layout:
+    """Builds one batch from a plan, reserving KV as it goes."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.decodes: list[SimRequest] = []
+        self.chunks: list[tuple[SimRequest, int]] = []
+        self.scheduled: set[int] = set()
+        """id() of requests in the batch, and of this step's preemption victims."""
+        self.waiting_ids = {id(r) for r in instance.waiting}
+        # The engine's cap, not `plan.max_batch_size`: that one counts only the requests the
+        # planner saw, and late best-effort requests are not shown to it.
+        self.seats = instance.limits.max_num_seqs
+        self.num_seated = 0
+
+    def _reserve(self, request: SimRequest, num_tokens: int, *, may_preempt: bool) -> bool:
+        inst = self.instance
+        while not inst.reserve(request, num_tokens):
+            if not may_preempt:
+                return False
+            victim = self._victim(request)
+            if victim is None:
+                return False
+            inst.preempt(victim)
+            self.scheduled.add(id(victim))  # not rescheduled in the step that preempted it
+            self.waiting_ids.add(id(victim))
+        return True
+
+    def _victim(self, requester: SimRequest) -> SimRequest | None:
+        """Youngest best-effort request not in this batch.
+
+        An admitted requester may take any best-effort request's blocks; a best-effort one
+        only those of best-effort requests younger than itself (vLLM's order among them).
+        """
+        for request in reversed(self.instance.running):
+            if request is requester:
+                if not requester.is_admitted:
+                    return None
+                continue
+            if not request.is_admitted and id(request) not in self.scheduled:
+                return request
+        return None
+
+    def _take(self, request: SimRequest) -> None:
+        if id(request) in self.waiting_ids:
+            self.instance.start(request)
+            self.waiting_ids.discard(id(request))
+        self.scheduled.add(id(request))
+        self.num_seated += 1
+
+    def decode(self, request: SimRequest, *, may_preempt: bool) -> bool:
+        """Add one decode token for `request` if a seat and KV are available."""
+        if self.num_seated >= self.seats or id(request) in self.scheduled:
+            return False
+        if not self._reserve(request, request.num_computed + 1, may_preempt=may_preempt):
+            return False
+        self._take(request)
+        self.decodes.append(request)
+        return True
+
+    def prefill(self, request: SimRequest, num_tokens: int, *, may_preempt: bool) -> int:
+        """Add a prefill chunk of at most `num_tokens`; returns the tokens actually placed."""
+        if self.num_seated >= self.seats or id(request) in self.scheduled:
+            return 0
+        n = min(num_tokens, request.num_remaining_prefill)
+        if not may_preempt:
+            n = min(n, room_for(self.instance, request))
+        if n <= 0 or not self._reserve(request, request.num_computed + n, may_preempt=may_preempt):
+            return 0
+        self._take(request)
+        self.chunks.append((request, n))
+        return n
+
+    def batch(self) -> Batch:
+        return Batch(tuple(self.decodes), tuple(self.chunks))
+
+
+def _is_candidate(request: SimRequest, now_s: float) -> bool:
+    """Whether the planner should see `request`.
+
+    Admitted requests always; best-effort ones only before their first token and while their
+    TTFT can still be met. Once a token came in the best-effort lane the request is a miss
+    whatever happens next, so promoting it would only spend guaranteed capacity on it.
+    """
+    if request.is_admitted:
+        return True
+    return request.lane is None and request.arrival_s + request.ttft_s > now_s
+
+
+def _next_token_due_s(request: SimRequest) -> float:
+    """When the request's next token is due under the SLO (decode credit from the TTFT)."""
+    origin_s = request.arrival_s + request.ttft_s
+    if request.num_generated == 0:
+        return origin_s
+    if request.first_token_s is not None:
+        origin_s = max(origin_s, request.first_token_s)
+    return origin_s + request.num_generated * request.tpot_s
+
+
+class AgentflowPolicy:
+    """Per-step SLO planning with admission control and a best-effort lane.
+
+    Args:
+        planner: the planner object (`agentflow.planner.make_planner("fast")`).
+        predictor: the planner's step-time model (may differ from the instance's true one).
+        config: the planner's view of the engine's limits.
+        max_spare_step_s: spare work never stretches a step past this (the workload's tightest
+            TPOT). The plan's budget runs to the earliest admitted decode deadline, up to the
+            planning horizon when nothing decodes; filling all of it with best-effort work would
+            make a request arriving meanwhile wait that long for its first chunk.
+    """
+
+    name = "agentflow"
+    has_admission_control = True
+
+    def __init__(
+        self,
+        planner: Planner,
+        predictor: StepTimePredictor,
+        config: PlannerConfig,
+        max_spare_step_s: float = 0.05,
+    ) -> None:
+        self.planner = planner
+        self.predictor = predictor
+        self.config = config
+        self.max_spare_step_s = max_spare_step_s
+        self.num_plans = 0
+
+    def schedule(self, instance: Instance, now_s: float) -> Batch:
+        """Plan, then lay the batch out as the module docstring describes."""
+        running = list(instance.running)
+        waiting = list(instance.waiting)
+        plan = self.planner.plan(
+            now_s,
+            [to_plan_request(r) for r in running if _is_candidate(r, now_s)],
+            [to_plan_request(r) for r in waiting if _is_candidate(r, now_s)],
+            self.predictor,
+            self.config,
+        )
+        self.num_plans += 1
+        admitted = set(plan.admitted_ids)
+        by_id = {r.request_id: r for r in (*running, *waiting)}
+        for request in by_id.values():
+            request.is_admitted = request.request_id in admitted
+        layout = _Layout(instance)
+        for rid in plan.decode_ids:
+            layout.decode(by_id[rid], may_preempt=True)
+        for rid, n in plan.prefill_tokens_by_id.items():
+            layout.prefill(by_id[rid], n, may_preempt=True)
+        spare = min(plan.num_spare_tokens, self._spare_cap(layout))
+        self._fill_spare(layout, spare, running, waiting, now_s)
+        return layout.batch()
+
+    def _spare_cap(self, layout: _Layout) -> int:
+        """Tokens that still fit before the step reaches `max_spare_step_s`."""
+        num_prefill = sum(n for _, n in layout.chunks)
+        context = sum(chunk_context_tokens(r.num_computed, n) for r, n in layout.chunks)
+        context += sum(r.num_computed + 1 for r in layout.decodes)
+        fit = self.predictor.max_prefill_tokens(
+            self.max_spare_step_s, len(layout.decodes), context, prefill_offset=0
+        )
+        return max(0, fit - num_prefill)
+
+    @staticmethod
+    def _fill_spare(
+        layout: _Layout,
+        spare: int,
+        running: list[SimRequest],
+        waiting: Iterable[SimRequest],
+        now_s: float,
+    ) -> None:
+        """Spend the spare tokens: ahead-of-schedule admitted decoders, then best-effort."""
+        ahead = [r for r in running if r.is_admitted and r.is_decoding]
+        ahead.sort(key=_next_token_due_s)
+        for request in ahead:
+            layout.decode(request, may_preempt=False)
+        for request in running:
+            if spare <= 0:
+                return
+            if not request.is_admitted and request.is_decoding:
+                spare -= layout.decode(request, may_preempt=True)
+        for request in (*running, *waiting):
+            if spare <= 0:
+                return
+            if not request.is_admitted and not request.is_decoding:
+                tokens = spare
+                if _is_candidate(request, now_s):
+                    # Still promotable: prefill all but the last token, so that the first token
+                    # (which fixes the lane) waits for the planner to admit it or give up.
+                    tokens = min(spare, request.num_remaining_prefill - 1)
+                if tokens > 0:
+                    spare -= layout.prefill(request, tokens, may_preempt=False)

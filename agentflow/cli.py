@@ -180,8 +180,12 @@ def _engine_config(args: argparse.Namespace) -> Any:
     """The engine settings the command line asks for (validated)."""
     from agentflow.models import resolve_model
 
-    # vLLM's INFO/WARNING logs drown the result table; --debug brings them back.
+    # vLLM's INFO/WARNING logs drown the result table; --debug brings them back. The engine's
+    # child processes inherit these.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if args.debug else "ERROR")
+    if not args.debug:
+        os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     model = resolve_model(args.model)
     from agentflow.engine.vllm import VLLMEngineConfig
 

@@ -1,0 +1,121 @@
+import itertools
+import random
+
+import pytest
+
+from agentflow.engine.sim import (
+    FinishReason,
+    PolicyOptions,
+    RequestSpec,
+    get_profile,
+    make_deployment,
+    sarathi_token_budget,
+    simulate,
+)
+from agentflow.errors import ConfigError
+from agentflow.workloads import score
+from tests.sim.factories import PROFILE, make_request
+
+
+def _max_gap_s(times: tuple[float, ...]) -> float:
+    return max(b - a for a, b in itertools.pairwise(times))
+
+
+@pytest.mark.parametrize("policy", ["vllm", "sarathi"])
+def test_kv_exhaustion_preempts_by_recompute_and_loses_nothing(policy):
+    small = PROFILE.with_limits(kv_blocks_total=120)  # 1,920 tokens of KV
+    trace = [make_request(f"r{i}", arrival_s=0.01 * i, prompt=200, output=300) for i in range(12)]
+    outcomes = simulate(trace, policy, small)
+    assert sum(o.num_preemptions for o in outcomes) > 0
+    assert all(o.finish_reason is FinishReason.LENGTH for o in outcomes)
+    assert all(len(o.token_times_s) == 300 for o in outcomes)
+
+
+def test_agentflow_under_kv_pressure_serves_every_request():
+    small = PROFILE.with_limits(kv_blocks_total=120)
+    trace = [make_request(f"r{i}", arrival_s=0.01 * i, prompt=200, output=300) for i in range(12)]
+    outcomes = simulate(trace, "agentflow", small)
+    assert all(o.finish_reason is FinishReason.LENGTH for o in outcomes)
+    assert any(o.is_best_effort for o in outcomes)  # not everyone fits the reservation
+
+
+def _stall_trace() -> list[RequestSpec]:
+    decoder = make_request("decoder", prompt=100, output=200, tpot_s=0.05)
+    long_prompt = make_request("long", arrival_s=1.0, prompt=6000, output=5, ttft_s=10.0)
+    return [decoder, long_prompt]
+
+
+def test_vllm_long_prefill_stalls_running_decodes():
+    outcomes = {o.request_id: o for o in simulate(_stall_trace(), "vllm", PROFILE)}
+    stall_s = _max_gap_s(outcomes["decoder"].token_times_s)
+    assert stall_s > 0.3  # the whole 6,000-token prompt ran in one step beside the decode
+
+
+def test_sarathi_chunks_the_prefill_so_decodes_keep_their_tpot():
+    outcomes = {o.request_id: o for o in simulate(_stall_trace(), "sarathi", PROFILE)}
+    assert _max_gap_s(outcomes["decoder"].token_times_s) < 0.06  # vs > 0.3 s with vllm
+    assert outcomes["decoder"].slo_met
+    assert outcomes["long"].finish_reason is FinishReason.LENGTH
+
+
+def test_sarathi_budget_is_the_largest_32_multiple_within_the_tpot():
+    predictor = PROFILE.predictor()
+    budget = sarathi_token_budget(predictor, 0.05)
+    assert budget % 32 == 0
+    assert predictor.isolated_prefill_s(budget) <= 0.05
+    assert predictor.isolated_prefill_s(budget + 64) > 0.05
+
+
+def _mixed_tight_tpot_trace(
+    n: int = 200, rate_rps: float = 2.0, seed: int = 0
+) -> list[RequestSpec]:
+    """Half coding-like (short prompts, 50 ms TPOT), half long prompts with a 3x TTFT."""
+    rng = random.Random(seed)
+    predictor = PROFILE.predictor()
+    trace, now_s = [], 0.0
+    for i in range(n):
+        now_s += rng.expovariate(rate_rps)
+        if rng.random() < 0.5:
+            prompt, output, tpot_s, slowdown = rng.randint(100, 400), rng.randint(150, 300), 0.05, 5
+        else:
+            prompt, output, tpot_s, slowdown = rng.randint(3000, 6000), rng.randint(20, 60), 0.1, 3
+        ttft_s = slowdown * predictor.isolated_prefill_s(prompt)
+        trace.append(
+            make_request(
+                f"r{i}", arrival_s=now_s, prompt=prompt, output=output, ttft_s=ttft_s, tpot_s=tpot_s
+            )
+        )
+    return trace
+
+
+def test_agentflow_beats_vllm_on_a_tight_tpot_mixed_workload():
+    trace = _mixed_tight_tpot_trace()
+    vllm = score(simulate(trace, "vllm", PROFILE)).attainment
+    agentflow = score(simulate(trace, "agentflow", PROFILE)).attainment
+    assert agentflow > vllm + 0.05
+
+
+def test_distserve_splits_the_gpus_and_hands_kv_over():
+    profile = get_profile("opt-13b-a100-tp2")
+    deployment = make_deployment("distserve", profile)
+    assert [i.is_prefill_only for i in deployment.instances] == [True, False]
+    half = get_profile("opt-13b-a100")
+    assert deployment.instances[0].limits.kv_blocks_total == half.kv_blocks_total
+    spec = make_request(prompt=2000, output=20)
+    (outcome,) = simulate([spec], "distserve", profile)
+    predictor = half.predictor()
+    first_s = predictor.isolated_prefill_s(2000)
+    assert outcome.token_times_s[0] == pytest.approx(first_s)
+    transfer_s = outcome.token_times_s[1] - first_s - predictor.step_time_s(0, 1, 2001)
+    expected_s = 0.001 + 2000 * half.kv_bytes_per_token / half.link_bytes_per_s
+    assert transfer_s == pytest.approx(expected_s)
+
+
+def test_distserve_needs_a_profile_it_can_split():
+    with pytest.raises(ConfigError, match="distserve"):
+        make_deployment("distserve", PROFILE)
+
+
+def test_unknown_policy_is_a_config_error():
+    with pytest.raises(ConfigError, match="unknown policy"):
+        make_deployment("fifo", PROFILE, PolicyOptions())

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
+    group.add_argument(
+        "--backend", choices=["vllm", "sim"], default="vllm", help="real vLLM or the simulator"
+    )
+    group.add_argument(
+        "--sim-profile", default="cpu", help="simulator hardware/model profile (sim backend)"
+    )
     group.add_argument("--model", help="model directory or prepared model name (default: SmolLM2)")
     group.add_argument("--policy", choices=["agentflow", "fcfs", "edf"], default="agentflow")
     group.add_argument("--kv-cache-mib", type=int, default=512, help="KV-cache size (MiB)")
@@ -57,7 +63,13 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
-    parser = _Parser(prog="agentflow", description=__doc__)
+    parser = _Parser(
+        prog="agentflow",
+        description=__doc__,
+        epilog="Capacity tooling: `agentflow bench capacity --backend sim --scenario NAME|all"
+        " [--replicas N] [--quick]` and `agentflow plan --scenario NAME --rate R` (each has"
+        " its own --help).",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -104,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `agentflow` console script."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if delegated := _delegated_command(words):
+        return delegated(words)
+    args = build_parser().parse_args(words)
     # SIGTERM takes the Ctrl-C path, so the engine's shielded shutdown runs and no engine
     # process outlives us (vLLM's engine core does not exit on its own when we die).
     if threading.current_thread() is threading.main_thread():
@@ -120,6 +135,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
+
+
+def _delegated_command(words: list[str]) -> Callable[[list[str]], int] | None:
+    """`bench capacity` and `plan` have parsers of their own (the capacity tooling's)."""
+
+    def capacity(argv: list[str]) -> int:
+        from agentflow.workloads.bench import run_capacity_cli
+
+        rest = argv[2:]
+        if "--backend" in rest:
+            at = rest.index("--backend")
+            backend = rest[at + 1] if at + 1 < len(rest) else ""
+            if backend != "sim":
+                console.print(
+                    "error: `bench capacity` runs on the simulator (--backend sim); for the real"
+                    " engine run `python benchmarks/capacity.py --backend vllm`",
+                    soft_wrap=True,
+                    markup=False,
+                )
+                return EXIT_BAD_INPUT
+            del rest[at : at + 2]
+        run_capacity_cli(rest)
+        return EXIT_OK
+
+    def plan(argv: list[str]) -> int:
+        from agentflow.workloads.planning import run_plan_cli
+
+        run_plan_cli(argv[1:])
+        return EXIT_OK
+
+    if words[:2] == ["bench", "capacity"]:
+        return capacity
+    if words[:1] == ["plan"]:
+        return plan
+    return None
 
 
 def _fail(args: argparse.Namespace, exc: Exception, code: int) -> int:
@@ -186,7 +236,9 @@ def _engine_config(args: argparse.Namespace) -> Any:
     if not args.debug:
         os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
         os.environ.setdefault("TQDM_DISABLE", "1")
-    model = resolve_model(args.model)
+    # The simulator needs no weights: it serves the profile given by --sim-profile.
+    sim = getattr(args, "backend", "vllm") == "sim"
+    model = Path(args.model or f"sim-{args.sim_profile}") if sim else resolve_model(args.model)
     from agentflow.engine.vllm import VLLMEngineConfig
 
     try:
@@ -294,6 +346,22 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _make_engine(config: Any, args: argparse.Namespace) -> Any:
+    """The real engine, or the simulator in paced real time with the same policy name."""
+    if args.backend == "vllm":
+        from agentflow.engine.vllm import VLLMEngine
+
+        return VLLMEngine(config)
+    from agentflow.engine.sim.clock import PacedClock
+    from agentflow.engine.sim.engine import SimEngine, SimEngineConfig
+    from agentflow.engine.sim.profiles import get_profile
+
+    policy = {"fcfs": "vllm", "edf": "vllm"}.get(config.policy, config.policy)
+    return SimEngine(
+        get_profile(args.sim_profile), SimEngineConfig(policy=policy), clock=PacedClock()
+    )
+
+
 async def _with_runtime(
     config: Any, program: LoadedProgram, args: argparse.Namespace, work: Any
 ) -> list[ProgramResult]:
@@ -301,12 +369,11 @@ async def _with_runtime(
 
     The engine is stopped in a shielded scope: on Ctrl-C or an error its processes still go.
     """
-    from agentflow.engine.vllm import VLLMEngine
     from agentflow.runtime import Runtime
 
-    engine = VLLMEngine(config)
+    engine = _make_engine(config, args)
     try:
-        with console.status(f"starting vLLM ({config.model.name}, {config.policy})"):
+        with console.status(f"starting {engine.name} ({config.model.name}, {config.policy})"):
             await engine.start()
         async with contextlib.AsyncExitStack() as stack:
             tools = None

@@ -118,3 +118,44 @@ def _two_questions(tmp_path) -> Path:
     path = tmp_path / "questions.jsonl"
     path.write_text('"Why is the sky blue?"\n{"question": "What is 2 + 2?"}\n')
     return path
+
+
+def test_run_on_the_simulator_needs_no_model(tmp_path):
+    out = tmp_path / "sim.json"
+    code = main(
+        ["run", str(REPO / "examples" / "reasoning.py"), "--backend", "sim", "--json", str(out)]
+    )
+    assert code == 0
+    stages = json.loads(out.read_text())["stages"]
+    assert [s["stage"] for s in stages] == ["think", "answer"]
+    assert all(s["ttft_ms"] > 0 and s["output_tokens"] > 0 for s in stages)
+
+
+def test_capacity_and_plan_commands_run_on_the_simulator(capsys, tmp_path):
+    out = tmp_path / "cap.json"
+    assert (
+        main(
+            [
+                "bench",
+                "capacity",
+                "--backend",
+                "sim",
+                "--scenario",
+                "coding",
+                "--quick",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    result = json.loads(out.read_text())
+    assert set(result["scenarios"]["coding"]["capacity_rps"]) == {
+        "vllm",
+        "sarathi",
+        "distserve",
+        "agentflow",
+    }
+    assert main(["bench", "capacity", "--backend", "vllm"]) == 2
+    assert main(["plan", "--scenario", "coding", "--rate", "1"]) == 0
+    assert "replica(s)" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentflow.engine.interface import Engine, GenerationRequest
@@ -40,6 +41,8 @@ class Context:
         self.deadline_s = deadline_s
         """Monotonic time by which the program must end (None: no deadline)."""
         self._engine = engine
+        # An engine with its own clock (the simulator on virtual time) is measured on it.
+        self._now_s: Callable[[], float] = getattr(engine, "now_s", time.monotonic)
         self._tools = tools
         self._run_started_s = run_started_s
         self._ignore_eos = ignore_eos
@@ -117,7 +120,7 @@ class Context:
             ignore_eos=self._ignore_eos,
             use_chat_template=spec.use_chat_template,
         )
-        submitted_s = time.monotonic()
+        submitted_s = self._now_s()
         record = StageRecord(
             program_id=self.program_id,
             stage=spec.name,
@@ -133,7 +136,7 @@ class Context:
         pieces: list[str] = []
         try:
             async for delta in self._engine.stream(request):
-                now_ms = (time.monotonic() - submitted_s) * 1e3
+                now_ms = (self._now_s() - submitted_s) * 1e3
                 record.token_times_ms.extend([now_ms] * delta.num_tokens)
                 pieces.append(delta.text)
                 if delta.lane is not None:

@@ -35,14 +35,16 @@ class Runtime:
         self.ignore_eos = ignore_eos
         self.tools = tools
         self._ids = itertools.count()
-        self._started_s = time.monotonic()
+        # Measure on the engine's clock when it has one (the simulator on virtual time).
+        self._now_s: Callable[[], float] = getattr(engine, "now_s", time.monotonic)
+        self._started_s = self._now_s()
 
     async def run_one(
         self, agent: Agent, inputs: dict[str, Any], *, program_id: str | None = None
     ) -> ProgramResult:
         """Run one program instance to a terminal state."""
         program_id = program_id or f"{agent.name}-{next(self._ids)}"
-        started_s = time.monotonic()
+        started_s = self._now_s()
         budget_s = agent.deadline_ms / 1e3 if agent.deadline_ms is not None else None
         ctx = Context(
             program_id=program_id,
@@ -50,7 +52,7 @@ class Runtime:
             run_started_s=self._started_s,
             ignore_eos=self.ignore_eos,
             tools=self.tools,
-            deadline_s=started_s + budget_s if budget_s is not None else None,
+            deadline_s=time.monotonic() + budget_s if budget_s is not None else None,
         )
         result = ProgramResult(
             program_id=program_id, agent=agent.name, inputs=inputs, status=ProgramStatus.FAILED
@@ -67,7 +69,7 @@ class Runtime:
             result.error = f"program deadline of {agent.deadline_ms:g} ms exceeded"
         except Exception as exc:  # one failing instance must not take the others down
             result.error = f"{type(exc).__name__}: {exc}"
-        result.latency_ms = (time.monotonic() - started_s) * 1e3
+        result.latency_ms = (self._now_s() - started_s) * 1e3
         result.stages = ctx.records
         result.tools = ctx.tool_records
         return result

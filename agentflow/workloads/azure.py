@@ -47,12 +47,15 @@ class AzureTrace:
 
 
 def default_data_dir() -> Path:
-    """`$AGENTFLOW_DATA_DIR`, else `shared/data` beside the repository checkout."""
+    """`$AGENTFLOW_DATA_DIR`, else the copy shipped in the package.
+
+    The traces are CC-BY 4.0 (see data/SOURCES.md); shipping them lets a clean clone and an
+    installed wheel work without the shared folder.
+    """
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    return repo.parent / "shared" / "data"
+    return Path(__file__).resolve().parent / "data"
 
 
 def _parse_time(text: str) -> float:

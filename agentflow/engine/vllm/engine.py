@@ -27,8 +27,13 @@ def _set_engine_environment(config: VLLMEngineConfig) -> None:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ["VLLM_NO_USAGE_STATS"] = "1"
     os.environ["DO_NOT_TRACK"] = "1"
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", config.omp_threads_bind)
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", config.omp_threads_bind or _default_bind())
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+def _default_bind() -> str:
+    cores = os.cpu_count() or 1
+    return str(cores - 1) if 2 <= cores <= 4 else "auto"
 
 
 class VLLMEngine:

@@ -80,7 +80,11 @@ def settings_for(
         if _is_decoding(request):
             optional.append(request)
     optional.sort(key=lambda r: ranks[r.request_id])
-    hidden = frozenset(r.request_id for r in optional[plan.num_spare_tokens :])
+    # Sit decoders out only to protect planned prefill room; otherwise serve them (work
+    # conservation: an idle step while requests wait only wastes capacity).
+    has_prefill = any(plan.prefill_tokens_by_id.values())
+    spare = plan.num_spare_tokens if has_prefill else len(optional)
+    hidden = frozenset(r.request_id for r in optional[spare:])
     budget = plan.token_budget + plan.num_spare_tokens
     return StepSettings(
         token_budget=max(1, min(max_tokens_cap, budget)),

@@ -203,14 +203,32 @@ class SLOSchedulerMixin(Scheduler):
         hidden = [r for r in self.running if r.request_id in settings.hidden_ids]
         self.running = [r for r in self.running if r.request_id not in settings.hidden_ids]
         self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
-        self.max_num_scheduled_tokens = settings.token_budget
-        # Hidden requests still hold a running slot: count them against the admission cap.
-        self.max_num_active_reqs = max(0, settings.max_active_reqs - len(hidden))
+        self.max_num_scheduled_tokens = self._step_budget(settings.token_budget, len(hidden))
+        # Hidden requests still hold a running slot: count them against the engine's cap. The
+        # plan's batch size is not imposed: best-effort requests need slots too.
+        self.max_num_active_reqs = max(0, saved_active - len(hidden))
         try:
             return super().schedule(throttle_prefills)
         finally:
             self.running.extend(hidden)
             self.max_num_scheduled_tokens, self.max_num_active_reqs = saved_budget, saved_active
+
+    def _step_budget(self, planned: int, num_hidden: int) -> int:
+        """The step's token budget: the plan's, but never below a work-conserving floor.
+
+        With no request decoding, no TPOT is at stake: the step takes the engine's full budget
+        (fastest prefill). With decoders running, the plan sizes the step to the earliest
+        pending decode deadline; when they fall behind (the model was optimistic, or the host
+        stalled) that leaves almost no room and best-effort work would starve. The floor is
+        stall-free batching at the tightest running TPOT (Sarathi-Serve's budget).
+        """
+        cap = self.scheduler_config.max_num_batched_tokens
+        decoding = sum(1 for r in self.running if r.num_output_tokens > 0) + num_hidden
+        if decoding == 0:
+            return cap
+        tightest_s = min(r.agentflow_slo.tpot_ms for r in self.running) / 1e3  # type: ignore[attr-defined]
+        stall_free = decoding + self.predictor.max_prefill_tokens(tightest_s, decoding)
+        return max(1, min(cap, max(planned, stall_free)))
 
     # ---------------------------------------------------------------- step done
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:

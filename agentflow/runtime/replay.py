@@ -45,6 +45,8 @@ class ReplayOutcome:
     request: TraceRequest
     request_id: str
     ttft_budget_ms: float
+    prompt_tokens: int
+    """Tokens the engine prefills for the synthesised prompt."""
     token_times_ms: list[float] = field(default_factory=list)
     best_effort: bool = False
     finished: bool = False
@@ -80,12 +82,12 @@ async def replay(
 
     async def one(index: int, item: TraceRequest) -> None:
         prompt = synth_prompt(item.prompt_tokens, seed=index)
+        num_tokens = engine.count_prompt_tokens(prompt, use_chat_template=False)
         if item.ttft_ms is not None:
             ttft_ms = item.ttft_ms
         else:
-            num_tokens = engine.count_prompt_tokens(prompt, use_chat_template=False)
             ttft_ms = (item.ttft_slowdown or 1.0) * engine.isolated_prefill_ms(num_tokens)
-        outcome = ReplayOutcome(item, f"{name}-{index}", ttft_ms)
+        outcome = ReplayOutcome(item, f"{name}-{index}", ttft_ms, num_tokens)
         outcomes.append(outcome)
         await anyio.sleep(max(0.0, started_s + item.arrival_s - time.monotonic()))
         request = GenerationRequest(

@@ -1,0 +1,89 @@
+"""A mixed multi-SLO workload sized for the CPU engine (SmolLM2-135M on 2 cores).
+
+Coding-like requests (TTFT 5x, tight TPOT), summarization-like requests (long prompts, tight
+TTFT 3x, loose TPOT) and chat (loose both), with lengths resampled from the Azure LLM
+inference traces and scaled down to a 135M model on 2 cores. Arrivals are Poisson or bursty
+(the Azure code trace's timestamps); `at_rate` time-scales one fixed workload, so the same
+requests arrive at every rate. Used by the real-engine capacity and sim-vs-real benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agentflow.runtime.replay import TraceRequest
+from agentflow.workloads.arrivals import PoissonArrivals, TraceArrivals
+from agentflow.workloads.azure import load_azure_trace
+
+__all__ = ["CLASSES", "SLOClass", "at_rate", "build_workload"]
+
+
+@dataclass(frozen=True, slots=True)
+class SLOClass:
+    """One request class of the mix: its share, SLO and length scaling."""
+
+    name: str
+    share: float
+    ttft_slowdown: float
+    tpot_ms: float
+    prompt_scale: float
+    prompt_range: tuple[int, int]
+    output_range: tuple[int, int]
+    source: str
+
+
+# Tight TPOT ≈ 2.5x the single-stream decode step (~20 ms here), loose ≈ 7x (DESIGN.md §6).
+CLASSES = (
+    SLOClass("coding", 0.4, 5.0, 50.0, 1 / 16, (32, 384), (32, 128), "code"),
+    SLOClass("summarization", 0.3, 3.0, 150.0, 1 / 4, (256, 1024), (16, 48), "conv"),
+    SLOClass("chat", 0.3, 5.0, 150.0, 1 / 8, (16, 256), (16, 96), "conv"),
+)
+
+
+def build_workload(num_requests: int, arrivals: str, seed: int) -> list[TraceRequest]:
+    """The fixed request mix, with arrivals at rate 1 (time-scaled per probe)."""
+    rng = np.random.default_rng(seed)
+    traces = {kind: load_azure_trace(kind) for kind in ("code", "conv")}
+    process: Any = (
+        TraceArrivals("azure_code", traces["code"].arrival_s, offset=1000)
+        if arrivals == "bursty"
+        else PoissonArrivals()
+    )
+    times = process.times(num_requests, 1.0, rng)
+    kinds = rng.choice(len(CLASSES), size=num_requests, p=[c.share for c in CLASSES])
+    requests = []
+    for arrival_s, kind in zip(times, kinds, strict=True):
+        cls = CLASSES[int(kind)]
+        trace = traces[cls.source]
+        row = int(rng.integers(0, len(trace)))
+        prompt = int(np.clip(trace.prompt_tokens[row] * cls.prompt_scale, *cls.prompt_range))
+        output = int(np.clip(trace.output_tokens[row], *cls.output_range))
+        requests.append(
+            TraceRequest(
+                arrival_s=float(arrival_s),
+                prompt_tokens=prompt,
+                output_tokens=output,
+                tpot_ms=cls.tpot_ms,
+                ttft_slowdown=cls.ttft_slowdown,
+                slo_class=cls.name,
+            )
+        )
+    return requests
+
+
+def at_rate(workload: list[TraceRequest], rate_rps: float) -> list[TraceRequest]:
+    """The same requests, arrivals time-scaled to `rate_rps` (workload is built at 1 req/s)."""
+    return [
+        TraceRequest(
+            arrival_s=r.arrival_s / rate_rps,
+            prompt_tokens=r.prompt_tokens,
+            output_tokens=r.output_tokens,
+            tpot_ms=r.tpot_ms,
+            ttft_slowdown=r.ttft_slowdown,
+            slo_class=r.slo_class,
+        )
+        for r in workload
+    ]

@@ -1,0 +1,136 @@
+"""The simulator's licence: the same trace on the real vLLM CPU engine and on the simulator.
+
+The mixed CPU workload of benchmarks/capacity.py (coding, summarization, chat) is replayed at
+fixed rates on the real engine (SmolLM2-135M, 2 cores) and on the simulator driven by the
+profile fitted on this machine (`agentflow profile`); the simulator gets the exact prompt
+token counts and TTFT budgets the real run used. For each policy and rate we compare p50/p99
+TTFT, p50/p99 TPOT and attainment. Target: every figure within 10 %.
+
+Rerun: `.venv/bin/python benchmarks/sim_vs_real.py [--rates 2 6] [--requests 40]`
+Writes benchmarks/results/sim_vs_real.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+
+from agentflow.engine.sim.loop import simulate
+from agentflow.engine.sim.profiles import cpu_profile
+from agentflow.engine.sim.request import RequestSpec
+from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+from agentflow.engine.vllm.profile_store import load_profile
+from agentflow.metrics.attainment import judge_slo
+from agentflow.models import resolve_model
+from agentflow.runtime.replay import ReplayOutcome, replay
+from agentflow.workloads.cpu_mix import at_rate, build_workload
+
+RESULTS = Path(__file__).parent / "results"
+SIM_POLICY = {"fcfs": "vllm", "agentflow": "agentflow"}
+
+
+def _figures(ttft_ms: list[float], tpot_ms: list[float], met: list[bool]) -> dict[str, float]:
+    return {
+        "ttft_p50_ms": float(np.percentile(ttft_ms, 50)),
+        "ttft_p99_ms": float(np.percentile(ttft_ms, 99)),
+        "tpot_p50_ms": float(np.percentile(tpot_ms, 50)),
+        "tpot_p99_ms": float(np.percentile(tpot_ms, 99)),
+        "attainment": float(np.mean(met)),
+    }
+
+
+def real_figures(outcomes: list[ReplayOutcome]) -> dict[str, float]:
+    ttft = [o.token_times_ms[0] for o in outcomes]
+    tpot = [
+        (o.token_times_ms[-1] - o.token_times_ms[0]) / (len(o.token_times_ms) - 1)
+        for o in outcomes
+        if len(o.token_times_ms) > 1
+    ]
+    return _figures(ttft, tpot, [o.slo_met for o in outcomes])
+
+
+def sim_figures(outcomes: list[ReplayOutcome], policy: str, profile: Any) -> dict[str, float]:
+    specs = [
+        RequestSpec(
+            request_id=o.request_id,
+            arrival_s=o.request.arrival_s,
+            num_prompt_tokens=o.prompt_tokens,
+            num_output_tokens=o.request.output_tokens,
+            ttft_s=o.ttft_budget_ms / 1e3,
+            tpot_s=o.request.tpot_ms / 1e3,
+        )
+        for o in outcomes
+    ]
+    simulated = simulate(specs, SIM_POLICY[policy], profile)
+    ttft, tpot, met = [], [], []
+    for spec, out in zip(specs, simulated, strict=True):
+        times_ms = [(t - out.arrival_s) * 1e3 for t in out.token_times_s]
+        ttft.append(times_ms[0])
+        if len(times_ms) > 1:
+            tpot.append((times_ms[-1] - times_ms[0]) / (len(times_ms) - 1))
+        verdict = judge_slo(
+            spec.ttft_s * 1e3, spec.tpot_s * 1e3, times_ms, admitted=not out.is_best_effort
+        )
+        met.append(verdict.met)
+    return _figures(ttft, tpot, met)
+
+
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    model = resolve_model(args.model)
+    fitted = load_profile(model)
+    if fitted is None:
+        raise SystemExit("no fitted profile for this model: run `agentflow profile` first")
+    profile = dataclasses.replace(cpu_profile(), pieces=fitted.pieces)
+    workload = build_workload(args.requests, "poisson", args.seed)
+    rows = []
+    for policy in args.policies:
+        config = VLLMEngineConfig(model=model, policy=policy)
+        async with VLLMEngine(config) as engine:
+            for rate in args.rates:
+                outcomes = await replay(engine, at_rate(workload, rate), name=f"{policy}-{rate}")
+                real, sim = real_figures(outcomes), sim_figures(outcomes, policy, profile)
+                errors = {k: abs(sim[k] - real[k]) / max(abs(real[k]), 1e-9) for k in real}
+                rows.append(
+                    {
+                        "policy": policy,
+                        "rate_rps": rate,
+                        "real": real,
+                        "sim": sim,
+                        "rel_error": errors,
+                    }
+                )
+                print(f"{policy:9} {rate:4.1f} req/s")
+                for key in real:
+                    print(
+                        f"   {key:12} real {real[key]:9.2f}  sim {sim[key]:9.2f}"
+                        f"  err {errors[key]:6.1%}"
+                    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[2.0, 6.0])
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--policies", nargs="+", default=list(SIM_POLICY))
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    rows = anyio.run(run, args)
+    max_error = max(err for row in rows for err in row["rel_error"].values())
+    print(f"max relative error: {max_error:.1%} (target 10 %)")
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"rows": rows, "max_rel_error": max_error, "requests": args.requests}
+    (RESULTS / "sim_vs_real.json").write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()

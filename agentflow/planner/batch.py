@@ -106,7 +106,7 @@ def _plan_decodes(
         deadline_s = float(problem.deadline_s[first])  # already less the margin
         if deadline_s < dec.budget_s:
             capped = _must_decode(problem, pending, deadline_s, predictor)
-            if capped.step_s + float(problem.work_s[first]) - problem.base_s <= deadline_s:
+            if capped.step_s + float(problem.work_s[first]) <= deadline_s:
                 dec = capped
     return dec
 

@@ -107,8 +107,10 @@ class _Solver:
         jm = 0 if s.job < 0 else int(g.deadline_idx[s.job])
         jn = int(g.deadline_idx[n])
         leftover = s.leftover_s + float(s.supply[jn] - s.supply[jm]) - float(p.work_s[n])
-        # The step ending at n's deadline also carries the decoders active just before it.
-        due_round = float(s.rounds[jn - 1]) if jn > 0 and p.work_s[n] > 0 else 0.0
+        # The step ending at n's deadline: its overhead and the decoders active just before it.
+        due_round = 0.0
+        if p.work_s[n] > 0:
+            due_round = p.deadline_overhead_s + (float(s.rounds[jn - 1]) if jn > 0 else 0.0)
         if leftover - due_round < -EPS:
             return None
         a, b = int(g.start_idx[n]), int(g.end_idx[n])

@@ -61,11 +61,14 @@ def check_admission(problem: PlanningProblem, admitted: npt.NDArray[np.bool_]) -
     supply = np.concatenate(([0.0], np.cumsum(rate * np.diff(points))))
     demand = np.zeros(len(points))
     np.add.at(demand, np.searchsorted(points, deadline), problem.work_s[idx])
-    # One decode round of the decoders active just before each point.
+    # The step ending at each point: its overhead and one decode round of the decoders
+    # active just before it.
     rounds = np.zeros(num_intervals + 1)
     np.add.at(rounds, a, problem.decode_cost_s[idx])
     np.add.at(rounds, b, -problem.decode_cost_s[idx])
-    rounds = np.concatenate(([0.0], np.cumsum(rounds)[:num_intervals]))
+    rounds = problem.deadline_overhead_s + np.concatenate(
+        ([0.0], np.cumsum(rounds)[:num_intervals])
+    )
     due = np.searchsorted(points, deadline[~problem.is_decoding[idx]])
     margin = (supply - np.cumsum(demand) - rounds)[due]
     if np.any(margin < -EPS):

@@ -21,9 +21,10 @@ class Ledger:
     """Running supply/demand totals of the admitted set on the problem's grid.
 
     Per interval: prefill supply rate, decode load, tightest active cadence. Per breakpoint:
-    `slack` (supply minus EDF demand), `rounds` (one decode round of the decoders active just
-    before it), and `margin` = slack - rounds where an admitted prompt is due (+inf elsewhere),
-    with its suffix minimum.
+    `slack` (supply minus EDF demand), `rounds` (the step that ends there: the problem's
+    deadline overhead plus one decode round of the decoders active just before it), and
+    `margin` = slack - rounds where an admitted prompt is due (+inf elsewhere), with its
+    suffix minimum.
     """
 
     __slots__ = (
@@ -58,7 +59,7 @@ class Ledger:
         self.rate_suffix_min: FloatArray = np.append(self.rate, np.inf)
         """min(rate[i:]) at i; +inf past the end."""
         self.slack: FloatArray = np.zeros(k + 1)
-        self.rounds: FloatArray = np.zeros(k + 1)
+        self.rounds: FloatArray = np.full(k + 1, problem.deadline_overhead_s)
         self.num_due: IntArray = np.zeros(k + 1, dtype=np.int64)
         """Admitted prompts due at each breakpoint."""
         self.margin: FloatArray = np.full(k + 1, np.inf)
@@ -85,7 +86,8 @@ class Ledger:
         self.tightest = np.argmax(self.active > 0, axis=0).astype(np.int64)
         self.load = per_interval(problem.load[jobs])
         self.rate = 1.0 - self.base_s * self.inv_periods[self.tightest] - self.load
-        self.rounds = np.concatenate(([0.0], per_interval(problem.decode_cost_s[jobs])))
+        rounds = np.concatenate(([0.0], per_interval(problem.decode_cost_s[jobs])))
+        self.rounds = problem.deadline_overhead_s + rounds
         demand = np.zeros(k + 1)
         np.add.at(demand, grid.deadline_idx[jobs], problem.work_s[jobs])
         supply = np.concatenate(([0.0], np.cumsum(self.rate * self.dt)))

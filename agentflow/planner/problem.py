@@ -9,9 +9,11 @@
 # A set of jobs is feasible iff
 #   (1) rho >= 0 at all times (decodes are sustainable);
 #   (2) EDF meets every prefill deadline: at each deadline, the prefill work due by then plus
-#       one decode round of the decoders active just before it is <= the integral of rho.
-#       Steps are discrete: the step that ends at a deadline still carries every due decode
-#       and its own overhead, so each prompt's work also carries one step overhead;
+#       one decode round of the decoders active just before it plus `deadline_overhead_s` is
+#       <= the integral of rho. Steps are discrete: the step that ends at a deadline still
+#       carries every due decode and its own overhead, of which the fluid share has paid only
+#       r * base_s / p for a step of length r >= base_s. The unpaid rest is charged once per
+#       deadline checked, not once per prompt: the share already pays for the earlier steps;
 #   (3) their KV blocks fit; (4) they fit in max_num_seqs.
 # A prefilling job decodes from its TTFT deadline (decode credit starts there) until its last
 # token is due. A decoder ahead of schedule adds no load until its next token's interval
@@ -58,7 +60,7 @@ class PlanningProblem:
     """Prefill deadline less the tier margin (0 for decoders; a late old prefill gets its
     isolated time)."""
     work_s: FloatArray
-    """Remaining prefill work, in seconds of marginal step time, plus one step overhead."""
+    """Remaining prefill work, in seconds of marginal step time (0 for decoders)."""
     load_start_s: FloatArray
     """When the job's decode load begins (its TTFT deadline, or its next token's interval)."""
     load_end_s: FloatArray
@@ -85,6 +87,8 @@ class PlanningProblem:
     """Verify length of the job's decodes (1 without speculation)."""
     base_s: float
     """Per-step overhead (an empty step's predicted time)."""
+    deadline_overhead_s: float
+    """Step overhead charged at each prefill deadline checked (the step that ends there)."""
     kv_blocks_total: int
     max_num_seqs: int
 
@@ -199,16 +203,16 @@ def _prefill(
 ) -> dict[str, Any]:
     """Prefill work and deadlines. An old job behind its deadline is served first (relaxed).
 
-    Each prompt's work includes one step overhead: its first token comes out at the end of a
-    step, and the step that ends at its deadline is cut short (the fluid model would otherwise
-    spread that overhead as if steps ran full length).
+    The step overhead of the step that ends at a deadline is charged by the feasibility check,
+    once per deadline (module NOTE), so the work here is the prompt's marginal time only. A
+    late old prompt is relaxed to its isolated time (work plus one step).
     """
     decoding, is_old = t["decoding"], t["is_old"]
-    base_s = predictor.base_s
     work = predictor.prefill_work_array(f["num_computed_tokens"], f["num_prompt_tokens"])
-    work = np.where(decoding, 0.0, work + base_s)
+    work = np.where(decoding, 0.0, work)
     deadline = np.where(decoding, 0.0, t["prefill_dl"])
-    deadline = np.where(is_old & ~decoding, np.maximum(deadline, work), deadline)
+    relaxed = work + predictor.base_s
+    deadline = np.where(is_old & ~decoding, np.maximum(deadline, relaxed), deadline)
     missed = np.where(decoding, (t["slack"] < 0) | t["ttft_missed"], deadline <= 0)
     is_late = ~is_old & missed
     # Time starts now: a late candidate's past deadline must not add supply before it.
@@ -250,6 +254,16 @@ def _levels(
     decode_periods = np.unique(capped)
     level = np.searchsorted(decode_periods, capped).astype(np.int64)
     return np.append(decode_periods, idle_s), level
+
+
+def _deadline_overhead_s(base_s: float, longest_step_s: float) -> float:
+    """Step overhead the fluid rate has not yet paid for in the step that ends at a deadline.
+
+    That step lasts r >= base_s (it holds its own overhead) and no longer than the longest
+    step, so the fluid share `base_s / p` (p <= longest_step_s) already charged
+    `r * base_s / p >= base_s**2 / longest_step_s` of its overhead.
+    """
+    return base_s * max(0.0, 1.0 - base_s / longest_step_s)
 
 
 def build_problem(
@@ -299,6 +313,7 @@ def build_problem(
         tpot_s=f["tpot_s"][order],
         spec_len=spec_len[order],
         base_s=predictor.base_s,
+        deadline_overhead_s=_deadline_overhead_s(predictor.base_s, float(periods[-1])),
         kv_blocks_total=config.kv_blocks_total,
         max_num_seqs=config.max_num_seqs,
     )

@@ -47,7 +47,10 @@ def _figures(ttft_ms: list[float], tpot_ms: list[float], met: list[bool]) -> dic
 
 
 def real_figures(outcomes: list[ReplayOutcome]) -> dict[str, float]:
-    ttft = [o.token_times_ms[0] for o in outcomes]
+    for o in outcomes:
+        if not o.token_times_ms:
+            print(f"  {o.request_id}: no tokens (finished={o.finished}, error={o.error})")
+    ttft = [o.token_times_ms[0] for o in outcomes if o.token_times_ms]
     tpot = [
         (o.token_times_ms[-1] - o.token_times_ms[0]) / (len(o.token_times_ms) - 1)
         for o in outcomes

@@ -182,28 +182,29 @@ class SLOSchedulerMixin(Scheduler):
         )
 
     def _schedule_with(self, plan: StepPlan, throttle_prefills: bool) -> SchedulerOutput:
-        settings = settings_for(
-            plan,
-            running=self.running,
-            num_running=len(self.running),
-            max_tokens_cap=self.scheduler_config.max_num_batched_tokens,
-            max_active_cap=self.max_num_running_reqs,
-        )
+        # 1. Decide everything first, touching no scheduler state: a bug here must cost one
+        #    step of deadline order, not the engine (vLLM treats a raise as fatal).
+        try:
+            settings = settings_for(
+                plan,
+                running=self.running,
+                num_running=len(self.running),
+                max_tokens_cap=self.scheduler_config.max_num_batched_tokens,
+                max_active_cap=self.max_num_running_reqs,
+            )
+            hidden = [r for r in self.running if r.request_id in settings.hidden_ids]
+            budget = self._step_budget(settings.token_budget, hidden)
+        except Exception:
+            logger.exception("agentflow plan could not be applied; serving in deadline order")
+            self.running.sort(key=_deadline_of)
+            return super().schedule(throttle_prefills)
+        # 2. Apply it for this step only.
         saved_budget, saved_active = self.max_num_scheduled_tokens, self.max_num_active_reqs
-        # Re-key the waiting heap: admitted requests by deadline, best-effort after all of them.
-        waiting = list(self.waiting)
-        self.waiting = create_request_queue(self.policy)
-        for request in waiting:
-            slo: RequestSLO = request.agentflow_slo  # type: ignore[attr-defined]
-            key = int(slo.deadline_s * 1e3)
-            admitted = request.request_id in settings.admitted_ids
-            request.priority = key if admitted else key + BEST_EFFORT_PRIORITY_OFFSET
-            self.waiting.add_request(request)
+        self._rekey_waiting(settings.admitted_ids)
         ranks = settings.decode_rank_by_id
-        hidden = [r for r in self.running if r.request_id in settings.hidden_ids]
         self.running = [r for r in self.running if r.request_id not in settings.hidden_ids]
         self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
-        self.max_num_scheduled_tokens = self._step_budget(settings.token_budget, len(hidden))
+        self.max_num_scheduled_tokens = budget
         # Hidden requests still hold a running slot: count them against the engine's cap. The
         # plan's batch size is not imposed: best-effort requests need slots too.
         self.max_num_active_reqs = max(0, saved_active - len(hidden))
@@ -213,7 +214,17 @@ class SLOSchedulerMixin(Scheduler):
             self.running.extend(hidden)
             self.max_num_scheduled_tokens, self.max_num_active_reqs = saved_budget, saved_active
 
-    def _step_budget(self, planned: int, num_hidden: int) -> int:
+    def _rekey_waiting(self, admitted_ids: frozenset[str]) -> None:
+        """Rebuild the waiting heap: admitted by deadline, best-effort after all of them."""
+        waiting = list(self.waiting)
+        self.waiting = create_request_queue(self.policy)
+        for request in waiting:
+            key = int(_deadline_of(request) * 1e3)
+            admitted = request.request_id in admitted_ids
+            request.priority = key if admitted else key + BEST_EFFORT_PRIORITY_OFFSET
+            self.waiting.add_request(request)
+
+    def _step_budget(self, planned: int, hidden: list[Request]) -> int:
         """The step's token budget: the plan's, but never below a work-conserving floor.
 
         With no request decoding, no TPOT is at stake: the step takes the engine's full budget
@@ -223,10 +234,11 @@ class SLOSchedulerMixin(Scheduler):
         stall-free batching at the tightest running TPOT (Sarathi-Serve's budget).
         """
         cap = self.scheduler_config.max_num_batched_tokens
-        decoding = sum(1 for r in self.running if r.num_output_tokens > 0) + num_hidden
-        if decoding == 0:
+        decoders = [r for r in (*self.running, *hidden) if r.num_output_tokens > 0]
+        if not decoders:
             return cap
-        tightest_s = min(r.agentflow_slo.tpot_ms for r in self.running) / 1e3  # type: ignore[attr-defined]
+        decoding = len(decoders)
+        tightest_s = min(_tpot_ms_of(r) for r in decoders) / 1e3
         stall_free = decoding + self.predictor.max_prefill_tokens(tightest_s, decoding)
         return max(1, min(cap, max(planned, stall_free)))
 
@@ -292,6 +304,11 @@ class SLOSchedulerMixin(Scheduler):
     def _write(self, record: dict[str, Any]) -> None:
         if self._trace is not None:
             self._trace.write(json.dumps(record) + "\n")
+
+
+def _tpot_ms_of(request: Request) -> float:
+    slo: RequestSLO | None = getattr(request, "agentflow_slo", None)
+    return slo.tpot_ms if slo is not None else _DEFAULT_TPOT_MS
 
 
 def _deadline_of(request: Request) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -81,7 +82,9 @@ async def replay(
     started_s = time.monotonic()
 
     async def one(index: int, item: TraceRequest) -> None:
-        prompt = synth_prompt(item.prompt_tokens, seed=index)
+        # Seeded by run name too: a second run on the same engine must not hit the prefix cache
+        # with the first run's prompts.
+        prompt = synth_prompt(item.prompt_tokens, seed=zlib.crc32(f"{name}:{index}".encode()))
         num_tokens = engine.count_prompt_tokens(prompt, use_chat_template=False)
         if item.ttft_ms is not None:
             ttft_ms = item.ttft_ms

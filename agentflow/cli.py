@@ -52,6 +52,13 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sim-profile", default="cpu", help="simulator hardware/model profile (sim backend)"
     )
+    group.add_argument(
+        "--replicas", type=int, default=1, help="engine replicas (more than 1: a Ray pool)"
+    )
+    group.add_argument(
+        "--routing", choices=["agentflow", "round_robin", "least_loaded"], default="agentflow"
+    )
+    group.add_argument("--ray-address", help="join this Ray cluster (default: start a local one)")
     group.add_argument("--model", help="model directory or prepared model name (default: SmolLM2)")
     group.add_argument("--policy", choices=["agentflow", "fcfs", "edf"], default="agentflow")
     group.add_argument("--kv-cache-mib", type=int, default=512, help="KV-cache size (MiB)")
@@ -347,7 +354,26 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _make_engine(config: Any, args: argparse.Namespace) -> Any:
-    """The real engine, or the simulator in paced real time with the same policy name."""
+    """The engine the command line asks for.
+
+    The real engine, or the simulator in paced real time with the same policy name; with
+    `--replicas` above 1 (or `--ray-address`), a Ray pool of them behind the SLO-aware router.
+    """
+    if args.replicas < 1:
+        raise ConfigError(f"--replicas must be ≥ 1, got {args.replicas}")
+    if args.replicas > 1 or args.ray_address:
+        from agentflow.cluster import Pool, PoolConfig, SimSpec, VLLMSpec
+
+        policy = {"fcfs": "vllm", "edf": "vllm"}.get(config.policy, config.policy)
+        spec = (
+            VLLMSpec(config=config)
+            if args.backend == "vllm"
+            else SimSpec(profile=args.sim_profile, policy=policy)
+        )
+        pool_config = PoolConfig(
+            num_replicas=args.replicas, routing=args.routing, ray_address=args.ray_address
+        )
+        return Pool(spec, pool_config)
     if args.backend == "vllm":
         from agentflow.engine.vllm import VLLMEngine
 
@@ -373,7 +399,8 @@ async def _with_runtime(
 
     engine = _make_engine(config, args)
     try:
-        with console.status(f"starting {engine.name} ({config.model.name}, {config.policy})"):
+        label = f"{engine.name} x{args.replicas}" if args.replicas > 1 else engine.name
+        with console.status(f"starting {label} ({config.model.name}, {config.policy})"):
             await engine.start()
         async with contextlib.AsyncExitStack() as stack:
             tools = None

@@ -159,3 +159,28 @@ def test_capacity_and_plan_commands_run_on_the_simulator(capsys, tmp_path):
     assert main(["bench", "capacity", "--backend", "vllm"]) == 2
     assert main(["plan", "--scenario", "coding", "--rate", "1"]) == 0
     assert "replica(s)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_run_on_a_ray_pool_of_two_simulated_replicas(tmp_path):
+    out = tmp_path / "pool.json"
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text("\n".join(json.dumps(f"q{i}") for i in range(4)))
+    code = main(
+        [
+            "run",
+            str(REPO / "examples" / "reasoning.py"),
+            "--backend",
+            "sim",
+            "--replicas",
+            "2",
+            "--inputs",
+            str(inputs),
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert [o["status"] for o in payload["outputs"]] == ["finished"] * 4
+    assert len(payload["stages"]) == 8

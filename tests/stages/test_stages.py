@@ -89,11 +89,11 @@ async def test_tool_loop_calls_a_real_tool_server_and_feeds_observations_back():
         "final": ["42"],
     }
     engine = FakeEngine(replies=replies)
-    async with running_http_server(builtin_toolset()) as url:
-        async with ToolClient([HttpEndpoint(url=url)]) as client:
-            result = await af.Runtime(engine, tools=client).run_one(
-                tool_agent, {"question": "6*7?"}
-            )
+    async with (
+        running_http_server(builtin_toolset()) as url,
+        ToolClient([HttpEndpoint(url=url)]) as client,
+    ):
+        result = await af.Runtime(engine, tools=client).run_one(tool_agent, {"question": "6*7?"})
     assert result.status == af.ProgramStatus.FINISHED, result.error
     assert result.output == "42"
     act_prompts = [r.prompt for r in engine.requests if r.stage == "act"]
@@ -114,9 +114,11 @@ async def test_tool_loop_ends_with_max_iterations_status_when_it_never_answers()
 async def test_tool_failure_becomes_an_observation_not_a_crash():
     replies = {"act": ['{"tool": "calculator", "arguments": {"expression": "1/0"}}', "done"]}
     engine = FakeEngine(replies=replies)
-    async with running_http_server(builtin_toolset()) as url:
-        async with ToolClient([HttpEndpoint(url=url)]) as client:
-            result = await af.Runtime(engine, tools=client).run_one(tool_agent, {"question": "?"})
+    async with (
+        running_http_server(builtin_toolset()) as url,
+        ToolClient([HttpEndpoint(url=url)]) as client,
+    ):
+        result = await af.Runtime(engine, tools=client).run_one(tool_agent, {"question": "?"})
     assert result.status == af.ProgramStatus.FINISHED
     assert "Observation: error:" in engine.requests[1].prompt
     assert result.tools[0].ok is False

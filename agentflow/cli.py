@@ -293,6 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     agent = pick_agent(program.agents, args.agent)
     inputs = _read_inputs(args, agent)
     config = _engine_config(args)
+    _check_feasible(agent, config, args)
 
     async def work(runtime: Any) -> list[ProgramResult]:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -322,6 +323,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     inputs = _read_inputs(args, agent)
     offsets_s = poisson_offsets_s(args.rate, args.duration, seed=args.seed)
     config = _engine_config(args)
+    _check_feasible(agent, config, args)
 
     async def work(runtime: Any) -> list[ProgramResult]:
         with console.status(f"{len(offsets_s)} instances of {agent.name} at {args.rate:g}/s"):
@@ -386,6 +388,22 @@ def _make_engine(config: Any, args: argparse.Namespace) -> Any:
     return SimEngine(
         get_profile(args.sim_profile), SimEngineConfig(policy=policy), clock=PacedClock()
     )
+
+
+def _check_feasible(agent: Agent, config: Any, args: argparse.Namespace) -> None:
+    """Validation against the serving engine's step-time model, before anything starts."""
+    from agentflow.program.feasibility import check_feasible
+
+    if args.backend == "sim":
+        from agentflow.engine.sim.profiles import get_profile
+
+        predictor = get_profile(args.sim_profile).predictor()
+    else:
+        from agentflow.engine.vllm.profile_store import load_profile
+        from agentflow.planner import StepTimePredictor
+
+        predictor = load_profile(config.model) or StepTimePredictor.default_cpu()
+    check_feasible(agent, predictor)
 
 
 async def _with_runtime(

@@ -184,3 +184,23 @@ def test_run_on_a_ray_pool_of_two_simulated_replicas(tmp_path):
     payload = json.loads(out.read_text())
     assert [o["status"] for o in payload["outputs"]] == ["finished"] * 4
     assert len(payload["stages"]) == 8
+
+
+def test_a_stage_no_idle_engine_could_serve_is_rejected_before_starting(capsys, tmp_path):
+    path = _program(
+        tmp_path,
+        """
+        import agentflow as af
+
+        @af.stage(ttft_ms=1000, tpot_ms=0.5, max_tokens=8)
+        def hurried(q: str) -> str:
+            return q
+
+        @af.agent
+        async def a(ctx, q: str = "x") -> str:
+            return await ctx.run(hurried, q)
+        """,
+    )
+    assert main(["run", str(path), "--backend", "sim"]) == 2
+    err = capsys.readouterr().err
+    assert "stage 'hurried', field 'tpot_ms'" in err and "infeasible" in err

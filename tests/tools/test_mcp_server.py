@@ -71,7 +71,7 @@ async def test_stdio_server_lists_calls_retries_and_times_out():
     assert "add" in names
     assert added.ok and added.content == "2"
     assert flaky.ok and flaky.attempts == 3
-    assert not slow.ok and slow.error_code == "tool-timeout" and slow_elapsed_s < 0.6
+    assert not slow.ok and slow.error_code == "tool-timeout" and slow_elapsed_s < 2.0
     assert close_elapsed_s < config.close_timeout_s
 
 

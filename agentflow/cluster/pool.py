@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentflow.cluster.lane import BestEffortLane
 from agentflow.cluster.mirror import Flight, ReplicaMirror
@@ -29,7 +29,7 @@ from agentflow.cluster.routing import Route, make_routing_policy
 from agentflow.cluster.spec import EngineSpec, PromptCounter
 from agentflow.engine.interface import GenerationRequest, TokenDelta
 from agentflow.engine.sim import Lane
-from agentflow.errors import EngineError, RequestFailed
+from agentflow.errors import ConfigError, EngineError, RequestFailed
 from agentflow.planner import StepTimePredictor
 
 __all__ = ["Pool", "PoolConfig", "PoolStats", "start_pool"]
@@ -39,7 +39,11 @@ _MIN_TTFT_MS = 1.0
 
 
 class PoolConfig(BaseModel):
-    """How a pool runs. Validated once, at the CLI or API edge."""
+    """How a pool runs. Validated once, at the CLI or API edge.
+
+    Raises:
+        ConfigError: on any invalid field; the message names the field.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -62,6 +66,15 @@ class PoolConfig(BaseModel):
     """Graceful engine shutdown per replica before its actor is killed."""
     runtime_env: dict[str, Any] | None = None
     """Ray runtime environment of the replica actors (e.g. `{"env_vars": {...}}`)."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(pool)'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"invalid pool settings: {fields}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +111,6 @@ class Pool:
         self._owns_ray = False
         self._counter: PromptCounter | None = None
         self._predictor = StepTimePredictor.default_cpu()
-        self._arrival_s_by_id: dict[str, float] = {}
-        """request_id -> when the pool received it (monotonic), for requests in flight."""
         self._num_requests = self._num_finished = self._num_failed = self._num_resubmitted = 0
 
     async def __aenter__(self) -> Pool:
@@ -192,7 +203,6 @@ class Pool:
         router, lane = self._require_started()
         self._num_requests += 1
         flight = self._flight(request, time.monotonic())
-        self._arrival_s_by_id[request.request_id] = flight.arrival_s
         num_emitted = 0
         max_moves = self.config.max_resubmits
         if max_moves is None:
@@ -201,7 +211,8 @@ class Pool:
             for attempt in range(max_moves + 1):
                 route = await self._dispatch(flight, request.request_id)
                 try:
-                    async with contextlib.aclosing(self._serve(route, request)) as deltas:
+                    serving = self._serve(route, request, flight.arrival_s)
+                    async with contextlib.aclosing(serving) as deltas:
                         async for delta in deltas:
                             num_emitted += delta.num_tokens
                             yield delta
@@ -222,21 +233,21 @@ class Pool:
             self._num_failed += 1
             raise
         finally:
-            self._arrival_s_by_id.pop(request.request_id, None)
             router.release(request.request_id)
-            lane.notify()
+            lane.notify()  # capacity freed
 
     async def _serve(
-        self, route: Route, request: GenerationRequest
+        self, route: Route, request: GenerationRequest, arrival_s: float
     ) -> AsyncGenerator[TokenDelta, None]:
         router, lane = self._require_started()
         replica = self.replicas[route.replica_id]
         # The engine starts its TTFT clock when the request reaches it: hand it what is left
         # of the caller's budget after the time spent here (central lane, earlier replicas)
         # and in transit, so that its planner judges the caller's deadline, not a later one.
-        waited_ms = (time.monotonic() - self._arrival_s_by_id[request.request_id]) * 1e3
+        waited_ms = (time.monotonic() - arrival_s) * 1e3
         left_ms = request.ttft_ms - waited_ms - self.config.transit_allowance_ms
         sent = replace(request, ttft_ms=max(_MIN_TTFT_MS, left_ms))
+        is_started = False
         async with contextlib.aclosing(replica.stream(sent)) as deltas:
             async for delta in deltas:
                 router.record_output(
@@ -244,8 +255,10 @@ class Pool:
                 )
                 if delta.lane is None and route.lane is not None:
                     delta = replace(delta, lane=route.lane.value)
+                if not is_started and delta.num_tokens > 0:
+                    is_started = True
+                    lane.notify()  # a best-effort backlog may have shrunk
                 yield delta
-                lane.notify()
 
     async def _dispatch(self, flight: Flight, request_id: str) -> Route:
         router, lane = self._require_started()

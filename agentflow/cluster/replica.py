@@ -107,6 +107,12 @@ class ReplicaServer:
         """The actor's process id (liveness probe)."""
         return os.getpid()
 
+    def count_prompt_tokens(self, prompt: str, use_chat_template: bool = True) -> int:
+        """The engine's own prompt-token count (to check the driver's counter against)."""
+        if self._engine is None:
+            raise EngineError(f"replica {self.replica_id} is not started")
+        return self._engine.count_prompt_tokens(prompt, use_chat_template=use_chat_template)
+
 
 class ReplicaHandle:
     """The driver's handle to one replica actor.

@@ -50,6 +50,10 @@ async def test_two_vllm_replicas_serve_programs_and_their_engines_die_with_them(
         assert infos[0].view.config.kv_blocks_total > 0
         engine_pids = [_children(i.pid) for i in infos]
         assert all(engine_pids), "each replica's engine core runs in a child of its actor"
+        prompt = "Count these tokens, please."
+        for chat in (True, False):
+            engine_count = await pool.replicas[0].actor.count_prompt_tokens.remote(prompt, chat)
+            assert pool.count_prompt_tokens(prompt, use_chat_template=chat) == engine_count
 
         runtime = Runtime(pool, ignore_eos=True)
         results = await runtime.run_many(

@@ -49,6 +49,7 @@ from agentflow.workloads import (
     get_scenario,
     score,
 )
+from agentflow.workloads.capacity import policy_options_for
 
 __all__ = [
     "RoutedDeployment",
@@ -324,13 +325,7 @@ def find_routed_capacity(
     settings = settings or CapacitySettings()
     scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
     predictor = profile.predictor()
-    tightest_s = min(slo.tpot_ms for slo in scenario.slo_by_stage.values()) / 1e3
-    options = PolicyOptions(
-        num_replicas=settings.num_replicas,
-        tightest_tpot_s=tightest_s,
-        max_step_s=2 * tightest_s,
-        seed=settings.seed,
-    )
+    options = policy_options_for(scenario, settings)
 
     def evaluate(rate_rps: float) -> ProbeResult:
         started = time.perf_counter()

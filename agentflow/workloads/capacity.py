@@ -33,6 +33,7 @@ __all__ = [
     "ProbeResult",
     "bisect_capacity",
     "find_capacity",
+    "policy_options_for",
     "probe",
     "score",
 ]
@@ -189,6 +190,21 @@ def bisect_capacity(
     return CapacityResult(lo, tuple(probes))
 
 
+def policy_options_for(scenario: Scenario, settings: CapacitySettings) -> PolicyOptions:
+    """The simulated engines' options for a capacity search.
+
+    Steps are sized to the scenario's tightest TPOT (at most two of them per step); replicas
+    and seed come from `settings`.
+    """
+    tightest_s = min(slo.tpot_ms for slo in scenario.slo_by_stage.values()) / 1e3
+    return PolicyOptions(
+        num_replicas=settings.num_replicas,
+        tightest_tpot_s=tightest_s,
+        max_step_s=2 * tightest_s,
+        seed=settings.seed,
+    )
+
+
 def find_capacity(
     scenario: Scenario | str,
     policy: str,
@@ -199,13 +215,7 @@ def find_capacity(
     settings = settings or CapacitySettings()
     scenario = get_scenario(scenario) if isinstance(scenario, str) else scenario
     predictor = profile.predictor()
-    tightest_s = min(slo.tpot_ms for slo in scenario.slo_by_stage.values()) / 1e3
-    options = PolicyOptions(
-        num_replicas=settings.num_replicas,
-        tightest_tpot_s=tightest_s,
-        max_step_s=2 * tightest_s,
-        seed=settings.seed,
-    )
+    options = policy_options_for(scenario, settings)
 
     def evaluate(rate_rps: float) -> ProbeResult:
         trace = build_trace(

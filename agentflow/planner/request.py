@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from agentflow.errors import ConfigError
+from agentflow.metrics.attainment import TOLERANCE, TPOT_CHECK_EVERY
 
 __all__ = ["PlanRequest"]
 
@@ -116,3 +117,21 @@ class PlanRequest:
     def num_context_tokens(self) -> int:
         """Tokens in the KV cache now (what one decode step attends to)."""
         return self.num_computed_tokens + self.num_output_tokens
+
+    def has_missed(self, now_s: float) -> bool:
+        """Whether the SLO is already lost by the project's rule (metrics.attainment), as of now.
+
+        True once the first token is later than TTFT·1.05, or once the next checked token
+        (every 20th) is overdue at t0 + (n−1)·TPOT·1.05. A lost request can never count as met
+        again, so the scheduler stops spending priority on it.
+        """
+        ttft_due_s = self.arrival_s + self.ttft_s * (1 + TOLERANCE)
+        if self.first_token_s is None:
+            return now_s > ttft_due_s
+        if self.first_token_s > ttft_due_s:
+            return True
+        checkpoint = -(-(self.num_output_tokens + 1) // TPOT_CHECK_EVERY) * TPOT_CHECK_EVERY
+        if checkpoint > self.max_output_tokens:
+            return False
+        due_s = self.decode_origin_s + (checkpoint - 1) * self.tpot_s * (1 + TOLERANCE)
+        return now_s > due_s

@@ -7,12 +7,12 @@ into the few scheduler settings the mixin changes for one step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vllm.v1.request import Request
 
-from agentflow.planner import PlanRequest, StepPlan
+from agentflow.planner import PlanRequest, StepPlan, StepTimePredictor, chunk_context_tokens
 
 __all__ = ["BEST_EFFORT_PRIORITY_OFFSET", "StepSettings", "settings_for", "to_plan_request"]
 
@@ -47,48 +47,67 @@ class StepSettings:
     """The scheduler attributes one plan sets for one step."""
 
     token_budget: int
-    max_active_reqs: int
     admitted_ids: frozenset[str]
     decode_rank_by_id: dict[str, int]
     """request_id -> position in the running list (admitted by urgency, best-effort last)."""
     hidden_ids: frozenset[str]
-    """Decoders sat out this step: ahead of schedule or best-effort, beyond the spare tokens.
-    Hiding them keeps the planned prefill room; they keep their KV and run in a later step."""
+    """Running requests sat out this step; they keep their KV and run in a later step:
+    best-effort decoders beyond the spare tokens, and running prompts the plan gives no chunk
+    while an earlier-deadline waiting prompt has one."""
 
 
 def settings_for(
     plan: StepPlan,
     *,
-    running: Iterable[Request],
-    num_running: int,
+    running: Sequence[Request],
+    predictor: StepTimePredictor,
+    max_spare_step_s: float,
     max_tokens_cap: int,
-    max_active_cap: int,
 ) -> StepSettings:
-    """Turn a plan into this step's budgets, clamped to what vLLM's asserts allow."""
+    """Lay one plan out as vLLM settings, the way the simulator's agentflow policy does.
+
+    The step holds the plan's must-run decodes and prefill chunks, every other admitted
+    decoder (a decode costs about one prefill token, and a request ahead of its TPOT finishes
+    sooner and frees its KV), and spare tokens for the best-effort lane, capped so the step
+    stays within `max_spare_step_s`: filling the plan's whole time budget with best-effort work
+    would make a request arriving meanwhile wait that long for its first chunk.
+    """
     admitted = frozenset(plan.admitted_ids)
+    chunks = plan.prefill_tokens_by_id
     must_decode = {rid: rank for rank, rid in enumerate(plan.decode_ids)}
-    ranks: dict[str, int] = {}
-    optional: list[Request] = []  # decoders that need no token this step
-    for request in running:
-        rid = request.request_id
-        if rid in must_decode:
-            ranks[rid] = must_decode[rid]
-            continue
-        # admitted and ahead of schedule after the urgent ones; best-effort last, so that it is
-        # the first preemption victim
-        ranks[rid] = len(must_decode) + (1 if rid in admitted else 2)
-        if _is_decoding(request):
-            optional.append(request)
-    optional.sort(key=lambda r: ranks[r.request_id])
-    # Sit decoders out only to protect planned prefill room; otherwise serve them (work
-    # conservation: an idle step while requests wait only wastes capacity).
-    has_prefill = any(plan.prefill_tokens_by_id.values())
-    spare = plan.num_spare_tokens if has_prefill else len(optional)
-    hidden = frozenset(r.request_id for r in optional[spare:])
-    budget = plan.token_budget + plan.num_spare_tokens
+    decoders = [r for r in running if _is_decoding(r)]
+    admitted_decoders = [r for r in decoders if r.request_id in admitted]
+    best_effort_decoders = [r for r in decoders if r.request_id not in admitted]
+    ranks = {
+        r.request_id: must_decode.get(r.request_id, len(must_decode))
+        + (0 if r.request_id in admitted else 1)
+        for r in running
+    }
+    planned_prefill = sum(chunks.values())
+    context = sum(r.num_computed_tokens + 1 for r in admitted_decoders)
+    by_id = {r.request_id: r for r in running}
+    context += sum(
+        chunk_context_tokens(by_id[rid].num_computed_tokens if rid in by_id else 0, n)
+        for rid, n in chunks.items()
+    )
+    fit = predictor.max_prefill_tokens(max_spare_step_s, len(admitted_decoders), context)
+    spare = max(0, min(plan.num_spare_tokens, fit - planned_prefill))
+    kept = best_effort_decoders[:spare]
+    spare -= len(kept)
+    # vLLM serves the running list before the waiting queue, so a running prompt behind a
+    # waiting one in the plan's deadline order (or given no chunk) would take the tokens
+    # planned for the waiting one: sit it out this step.
+    deferred = {r.request_id for r in running if not _is_decoding(r)}
+    for rid, num_tokens in chunks.items():  # in deadline order
+        if rid not in by_id and num_tokens > 0:
+            break
+        deferred.discard(rid)
+    else:
+        deferred = set()  # no waiting prompt has a chunk: running prompts may take it all
+    hidden = frozenset(r.request_id for r in best_effort_decoders[len(kept) :]) | deferred
+    budget = len(admitted_decoders) + len(kept) + planned_prefill + spare
     return StepSettings(
         token_budget=max(1, min(max_tokens_cap, budget)),
-        max_active_reqs=max(num_running, min(max_active_cap, plan.max_batch_size)),
         admitted_ids=admitted,
         decode_rank_by_id=ranks,
         hidden_ids=hidden,

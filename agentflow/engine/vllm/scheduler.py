@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import asdict, dataclass, replace
 from typing import IO, Any
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
@@ -34,7 +35,15 @@ from agentflow.engine.vllm.planning import (
     settings_for,
     to_plan_request,
 )
-from agentflow.planner import PlannerConfig, StepPlan, StepSample, StepTimePredictor, make_planner
+from agentflow.planner import (
+    PlannerConfig,
+    PlanRequest,
+    StepPlan,
+    StepSample,
+    StepTimePredictor,
+    jobs_to_shed,
+    make_planner,
+)
 
 __all__ = ["RequestSLO", "SLOAsyncScheduler", "SLOScheduler", "SLOSchedulerMixin"]
 
@@ -42,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_TTFT_MS = 10_000.0
 _DEFAULT_TPOT_MS = 1_000.0
+_RECENT_REQUESTS = 64
+"""Arrivals whose budgets bound the step length (`_longest_step_s`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +126,13 @@ class SLOSchedulerMixin(Scheduler):
             ),
             planner=self.planner_name if self.planner_name != "none" else "fast",
         )
+        self._recent_slos: deque[RequestSLO] = deque(maxlen=_RECENT_REQUESTS)
+        self._horizon_s = self.planner_config.horizon_s
         self._admitted_ids: frozenset[str] = frozenset()
         self._first_token_s: dict[str, float] = {}
         self._lane_by_id: dict[str, str] = {}
+        self._lost_ids: set[str] = set()
+        """Admitted requests whose SLO is already lost: best-effort from then on."""
         self._pending_step: _StepShape | None = None
         self._write({"event": "start", "scheduler": type(self).__qualname__})
 
@@ -126,21 +141,39 @@ class SLOSchedulerMixin(Scheduler):
         """Attach the request's SLO and key the waiting heap by its TTFT deadline."""
         slo = RequestSLO.from_request(request)
         request.agentflow_slo = slo  # type: ignore[attr-defined]
+        self._recent_slos.append(slo)
+        self._horizon_s = self._longest_step_s()
         # The priority heap orders by (priority, arrival): milliseconds of deadline make it EDF.
         request.priority = int(slo.deadline_s * 1e3)
         self._write({"event": "add", "request_id": request.request_id, **asdict(slo)})
         super().add_request(request)
 
+    def _longest_step_s(self) -> float:
+        """The longest step to plan, from the budgets of recent arrivals.
+
+        A request that arrives during a step waits for its end and then needs a step of its
+        own, so a step longer than half the tightest TTFT in the mix costs the next short prompt
+        its first token whatever the plan does; and one longer than two of the tightest TPOT
+        leaves decoders no room to catch up (the simulator's agentflow uses the same bound).
+        """
+        tightest_ttft_s = min(slo.ttft_ms for slo in self._recent_slos) / 1e3
+        tightest_tpot_s = min(slo.tpot_ms for slo in self._recent_slos) / 1e3
+        longest_s = min(0.5 * tightest_ttft_s, 2 * tightest_tpot_s, self.planner_config.horizon_s)
+        return max(longest_s, 2 * self.predictor.base_s)
+
     # ---------------------------------------------------------------- one step
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:
         """Plan, apply the plan to vLLM's settings for one step, run vLLM's step, restore."""
+        # Timed from here, so the step time the predictor learns includes planning and vLLM's
+        # own scheduling: the planner budgets wall time, and on CPU these cost ~5 % of a step.
+        started_s = time.monotonic()
         plan = self._plan_step() if self.planner is not None else None
         if plan is None:
             self.running.sort(key=_deadline_of)
             output = super().schedule(throttle_prefills)
         else:
             output = self._schedule_with(plan, throttle_prefills)
-        self._pending_step = self._shape_of(output)
+        self._pending_step = self._shape_of(output, started_s)
         return output
 
     def _plan_step(self) -> StepPlan | None:
@@ -148,9 +181,22 @@ class SLOSchedulerMixin(Scheduler):
         now_s = time.time()
         started_s = time.perf_counter()
         try:
-            running = [self._plan_request(r) for r in self.running]
-            waiting = [self._plan_request(r) for r in self.waiting]
-            plan = self.planner.plan(now_s, running, waiting, self.predictor, self.planner_config)
+            running = [self._plan_request(r, now_s) for r in self.running]
+            waiting = [self._plan_request(r, now_s) for r in self.waiting]
+            config = self.planner_config
+            if self._horizon_s != config.horizon_s:
+                config = config.model_copy(update={"horizon_s": self._horizon_s})
+            plan = self.planner.plan(now_s, running, waiting, self.predictor, config)
+            if plan.is_overloaded:
+                # The admitted set no longer fits: give up what does not, rather than turn
+                # every arrival away until it drains.
+                shed = jobs_to_shed(now_s, running, waiting, self.predictor, config)
+                if shed:
+                    self._lost_ids.update(shed)
+                    self._write({"event": "shed", "request_ids": list(shed)})
+                    running = [self._demoted(r) for r in running]
+                    waiting = [self._demoted(r) for r in waiting]
+                    plan = self.planner.plan(now_s, running, waiting, self.predictor, config)
         except Exception:  # a planner bug must not stall serving: fall back to EDF this step
             logger.exception("agentflow planner failed; serving this step in deadline order")
             return None
@@ -170,16 +216,34 @@ class SLOSchedulerMixin(Scheduler):
             )
         return plan
 
-    def _plan_request(self, request: Request) -> Any:
+    def _plan_request(self, request: Request, now_s: float) -> PlanRequest:
+        """The planner's view of `request`; an admitted request whose SLO is lost is demoted.
+
+        Deadline order alone would keep a request that already missed at the head of the
+        queue (its deadline is the earliest), where it delays requests that can still make
+        theirs: the domino effect of EDF under overload. Demoted, it is served from leftover
+        capacity like any best-effort request.
+        """
         slo: RequestSLO = request.agentflow_slo  # type: ignore[attr-defined]
         rid = request.request_id
-        return to_plan_request(
+        admitted = rid in self._admitted_ids and rid not in self._lost_ids
+        plan_request = to_plan_request(
             request,
             ttft_s=slo.ttft_ms / 1e3,
             tpot_s=slo.tpot_ms / 1e3,
             first_token_s=self._first_token_s.get(rid),
-            admitted=rid in self._admitted_ids,
+            admitted=admitted,
         )
+        if admitted and plan_request.has_missed(now_s):
+            self._lost_ids.add(rid)
+            self._write({"event": "lost", "request_id": rid})
+            return replace(plan_request, is_admitted=False)
+        return plan_request
+
+    def _demoted(self, request: PlanRequest) -> PlanRequest:
+        if request.is_admitted and request.request_id in self._lost_ids:
+            return replace(request, is_admitted=False)
+        return request
 
     def _schedule_with(self, plan: StepPlan, throttle_prefills: bool) -> SchedulerOutput:
         # 1. Decide everything first, touching no scheduler state: a bug here must cost one
@@ -188,12 +252,11 @@ class SLOSchedulerMixin(Scheduler):
             settings = settings_for(
                 plan,
                 running=self.running,
-                num_running=len(self.running),
+                predictor=self.predictor,
+                max_spare_step_s=self._tightest_tpot_s(),
                 max_tokens_cap=self.scheduler_config.max_num_batched_tokens,
-                max_active_cap=self.max_num_running_reqs,
             )
             hidden = [r for r in self.running if r.request_id in settings.hidden_ids]
-            budget = self._step_budget(settings.token_budget, hidden)
         except Exception:
             logger.exception("agentflow plan could not be applied; serving in deadline order")
             self.running.sort(key=_deadline_of)
@@ -204,7 +267,7 @@ class SLOSchedulerMixin(Scheduler):
         ranks = settings.decode_rank_by_id
         self.running = [r for r in self.running if r.request_id not in settings.hidden_ids]
         self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
-        self.max_num_scheduled_tokens = budget
+        self.max_num_scheduled_tokens = settings.token_budget
         # Hidden requests still hold a running slot: count them against the engine's cap. The
         # plan's batch size is not imposed: best-effort requests need slots too.
         self.max_num_active_reqs = max(0, saved_active - len(hidden))
@@ -224,23 +287,10 @@ class SLOSchedulerMixin(Scheduler):
             request.priority = key if admitted else key + BEST_EFFORT_PRIORITY_OFFSET
             self.waiting.add_request(request)
 
-    def _step_budget(self, planned: int, hidden: list[Request]) -> int:
-        """The step's token budget: the plan's, but never below a work-conserving floor.
-
-        With no request decoding, no TPOT is at stake: the step takes the engine's full budget
-        (fastest prefill). With decoders running, the plan sizes the step to the earliest
-        pending decode deadline; when they fall behind (the model was optimistic, or the host
-        stalled) that leaves almost no room and best-effort work would starve. The floor is
-        stall-free batching at the tightest running TPOT (Sarathi-Serve's budget).
-        """
-        cap = self.scheduler_config.max_num_batched_tokens
-        decoders = [r for r in (*self.running, *hidden) if r.num_output_tokens > 0]
-        if not decoders:
-            return cap
-        decoding = len(decoders)
-        tightest_s = min(_tpot_ms_of(r) for r in decoders) / 1e3
-        stall_free = decoding + self.predictor.max_prefill_tokens(tightest_s, decoding)
-        return max(1, min(cap, max(planned, stall_free)))
+    def _tightest_tpot_s(self) -> float:
+        """The tightest TPOT among the requests in the engine: spare work stays within it."""
+        requests = (*self.running, *self.waiting)
+        return min((_tpot_ms_of(r) for r in requests), default=_DEFAULT_TPOT_MS) / 1e3
 
     # ---------------------------------------------------------------- step done
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
@@ -278,6 +328,7 @@ class SLOSchedulerMixin(Scheduler):
         if out.finish_reason is not None:
             self._first_token_s.pop(rid, None)
             self._lane_by_id.pop(rid, None)
+            self._lost_ids.discard(rid)
 
     def shutdown(self) -> None:
         """Close the trace, then shut vLLM's scheduler down."""
@@ -286,7 +337,7 @@ class SLOSchedulerMixin(Scheduler):
             self._trace = None
         super().shutdown()
 
-    def _shape_of(self, output: SchedulerOutput) -> _StepShape:
+    def _shape_of(self, output: SchedulerOutput, started_s: float) -> _StepShape:
         num_prefill = num_decode = num_context = 0
         for request_id, num_tokens in output.num_scheduled_tokens.items():
             request = self.requests[request_id]
@@ -299,7 +350,7 @@ class SLOSchedulerMixin(Scheduler):
             else:
                 num_decode += 1
                 num_context += computed_before + num_tokens
-        return _StepShape(time.monotonic(), num_prefill, num_decode, num_context)
+        return _StepShape(started_s, num_prefill, num_decode, num_context)
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._trace is not None:

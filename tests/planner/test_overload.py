@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from agentflow.planner import jobs_to_shed
+from agentflow.planner import PlanRequest, jobs_to_shed
 from agentflow.planner.fast import admit_greedy
 from agentflow.planner.feasibility import check_admission
 from agentflow.planner.problem import build_problem
@@ -26,31 +26,28 @@ def test_a_late_first_token_loses_the_request_for_good():
     assert request.has_missed(1.3)
 
 
-def test_a_decoder_is_lost_only_when_its_next_checked_token_is_overdue():
-    # t0 = 1.0 (TTFT deadline); token 20 is due by t0 + 19 * 0.05 * 1.05 = 1.9975
-    decoder = make_request(
+def _early_decoder(num_output_tokens: int, max_output_tokens: int) -> PlanRequest:
+    """Arrived at 0 with a 1 s TTFT and a 50 ms TPOT; first token at 0.5 s (t0 = 1.0)."""
+    return make_request(
         arrival_s=0.0,
         ttft_s=1.0,
         tpot_s=0.05,
         num_computed_tokens=256,
-        num_output_tokens=5,
-        max_output_tokens=64,
+        num_output_tokens=num_output_tokens,
+        max_output_tokens=max_output_tokens,
         first_token_s=0.5,
     )
+
+
+def test_a_decoder_is_lost_only_when_its_next_checked_token_is_overdue():
+    # token 20 is due by t0 + 19 * 0.05 * 1.05 = 1.9975
+    decoder = _early_decoder(num_output_tokens=5, max_output_tokens=64)
     assert not decoder.has_missed(1.99)
     assert decoder.has_missed(2.0)
 
 
 def test_a_decoder_past_its_last_checked_token_cannot_miss_any_more():
-    decoder = make_request(
-        arrival_s=0.0,
-        ttft_s=1.0,
-        num_computed_tokens=256,
-        num_output_tokens=21,
-        max_output_tokens=30,
-        first_token_s=0.5,
-    )
-    assert not decoder.has_missed(100.0)
+    assert not _early_decoder(num_output_tokens=21, max_output_tokens=30).has_missed(100.0)
 
 
 def test_a_feasible_admitted_set_sheds_nothing():

@@ -6,18 +6,19 @@ until it drains: every arrival meanwhile is best-effort, a miss. Giving up the a
 that no longer fit restores a feasible set that new requests can join. The pass keeps jobs in
 deadline order, as EDF would serve them; one that does not fit beside those kept before it
 is dropped, or replaces the kept prompt with the most prefill work if that is bulkier and the
-swap fits (Moore-Hodgson's rule, which maximises the jobs on time on one machine).
+swap fits (Moore-Hodgson's rule, which maximises the jobs on time on one machine): the fast
+planner's admission pass, applied to the admitted jobs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from agentflow.planner.config import PlannerConfig
-from agentflow.planner.grid import build_grid
-from agentflow.planner.ledger import Ledger, job_table
+from agentflow.planner.fast import admit_greedy
 from agentflow.planner.predictor import StepTimePredictor
 from agentflow.planner.problem import build_problem
 from agentflow.planner.request import PlanRequest
@@ -34,35 +35,13 @@ def jobs_to_shed(
 ) -> tuple[str, ...]:
     """Ids of admitted requests to demote so that the remaining admitted set is feasible.
 
-    Empty when the admitted set is feasible as it is.
+    Empty when the admitted set is feasible as it is. The fast planner's greedy admission does
+    the work: the admitted jobs are offered to it afresh, and everything else is kept out.
     """
     problem = build_problem(now_s, running, waiting, predictor, config)
-    ledger = Ledger(problem, build_grid(problem))
-    ledger.load_many(problem, np.zeros(0, dtype=np.int64))  # supply of the empty set
-    jobs = job_table(problem, ledger.grid)
-    work = problem.work_s.tolist()
-    kept: list[int] = []
-    shed: list[int] = []
-    num_blocks = 0
-    for j in np.flatnonzero(problem.is_old).tolist():
-        blocks = int(problem.num_blocks[j])
-        if num_blocks + blocks > problem.kv_blocks_total or len(kept) >= problem.max_num_seqs:
-            shed.append(j)
-            continue
-        if ledger.try_add(jobs[j]):
-            kept.append(j)
-            num_blocks += blocks
-            continue
-        # Moore-Hodgson: give up the bulkiest prompt kept so far instead, if that lets j in.
-        bulkiest = max(kept, key=work.__getitem__, default=None)
-        if bulkiest is not None and work[bulkiest] > work[j]:
-            ledger.remove(jobs[bulkiest])
-            if ledger.try_add(jobs[j]):
-                kept.remove(bulkiest)
-                kept.append(j)
-                shed.append(bulkiest)
-                num_blocks += blocks - int(problem.num_blocks[bulkiest])
-                continue
-            ledger.try_add(jobs[bulkiest], force=True)  # it fitted before: put it back
-        shed.append(j)
-    return tuple(problem.requests[j].request_id for j in sorted(shed))
+    offered = replace(
+        problem, is_old=np.zeros_like(problem.is_old), is_late=problem.is_late | ~problem.is_old
+    )
+    kept = admit_greedy(offered, config).admitted
+    shed = np.flatnonzero(problem.is_old & ~kept).tolist()
+    return tuple(problem.requests[j].request_id for j in shed)  # in deadline order

@@ -127,7 +127,8 @@ class SLOSchedulerMixin(Scheduler):
             planner=self.planner_name if self.planner_name != "none" else "fast",
         )
         self._recent_slos: deque[RequestSLO] = deque(maxlen=_RECENT_REQUESTS)
-        self._horizon_s = self.planner_config.horizon_s
+        self._step_config = self.planner_config
+        """`planner_config` with the horizon bounded by recent arrivals (`_longest_step_s`)."""
         self._admitted_ids: frozenset[str] = frozenset()
         self._first_token_s: dict[str, float] = {}
         self._lane_by_id: dict[str, str] = {}
@@ -142,7 +143,9 @@ class SLOSchedulerMixin(Scheduler):
         slo = RequestSLO.from_request(request)
         request.agentflow_slo = slo  # type: ignore[attr-defined]
         self._recent_slos.append(slo)
-        self._horizon_s = self._longest_step_s()
+        horizon_s = self._longest_step_s()
+        if horizon_s != self._step_config.horizon_s:
+            self._step_config = self.planner_config.model_copy(update={"horizon_s": horizon_s})
         # The priority heap orders by (priority, arrival): milliseconds of deadline make it EDF.
         request.priority = int(slo.deadline_s * 1e3)
         self._write({"event": "add", "request_id": request.request_id, **asdict(slo)})
@@ -183,9 +186,7 @@ class SLOSchedulerMixin(Scheduler):
         try:
             running = [self._plan_request(r, now_s) for r in self.running]
             waiting = [self._plan_request(r, now_s) for r in self.waiting]
-            config = self.planner_config
-            if self._horizon_s != config.horizon_s:
-                config = config.model_copy(update={"horizon_s": self._horizon_s})
+            config = self._step_config
             plan = self.planner.plan(now_s, running, waiting, self.predictor, config)
             if plan.is_overloaded:
                 # The admitted set no longer fits: give up what does not, rather than turn

@@ -10,6 +10,7 @@ from agentflow.planner.config import PlannerConfig, SpecConfig
 from agentflow.planner.dp import ExactPlanner
 from agentflow.planner.fast import FastPlanner
 from agentflow.planner.fitting import evaluate, mape, r2_score
+from agentflow.planner.horizon import StepBound
 from agentflow.planner.overload import jobs_to_shed
 from agentflow.planner.plan import Planner, make_planner, plan
 from agentflow.planner.predictor import (
@@ -32,6 +33,7 @@ __all__ = [
     "PlannerConfig",
     "Rejection",
     "SpecConfig",
+    "StepBound",
     "StepPlan",
     "StepSample",
     "StepTimePredictor",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, replace
 from typing import IO, Any
 
@@ -38,6 +37,7 @@ from agentflow.engine.vllm.planning import (
 from agentflow.planner import (
     PlannerConfig,
     PlanRequest,
+    StepBound,
     StepPlan,
     StepSample,
     StepTimePredictor,
@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_TTFT_MS = 10_000.0
 _DEFAULT_TPOT_MS = 1_000.0
-_RECENT_REQUESTS = 64
-"""Arrivals whose budgets bound the step length (`_longest_step_s`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +124,9 @@ class SLOSchedulerMixin(Scheduler):
             ),
             planner=self.planner_name if self.planner_name != "none" else "fast",
         )
-        self._recent_slos: deque[RequestSLO] = deque(maxlen=_RECENT_REQUESTS)
+        self._step_bound = StepBound(self.planner_config.horizon_s, 2 * self.predictor.base_s)
         self._step_config = self.planner_config
-        """`planner_config` with the horizon bounded by recent arrivals (`_longest_step_s`)."""
+        """`planner_config` with the horizon bounded by recent arrivals (`_step_bound`)."""
         self._admitted_ids: frozenset[str] = frozenset()
         self._first_token_s: dict[str, float] = {}
         self._lane_by_id: dict[str, str] = {}
@@ -142,27 +140,14 @@ class SLOSchedulerMixin(Scheduler):
         """Attach the request's SLO and key the waiting heap by its TTFT deadline."""
         slo = RequestSLO.from_request(request)
         request.agentflow_slo = slo  # type: ignore[attr-defined]
-        self._recent_slos.append(slo)
-        horizon_s = self._longest_step_s()
+        self._step_bound.observe(slo.ttft_ms / 1e3, slo.tpot_ms / 1e3)
+        horizon_s = self._step_bound.longest_step_s
         if horizon_s != self._step_config.horizon_s:
             self._step_config = self.planner_config.model_copy(update={"horizon_s": horizon_s})
         # The priority heap orders by (priority, arrival): milliseconds of deadline make it EDF.
         request.priority = int(slo.deadline_s * 1e3)
         self._write({"event": "add", "request_id": request.request_id, **asdict(slo)})
         super().add_request(request)
-
-    def _longest_step_s(self) -> float:
-        """The longest step to plan, from the budgets of recent arrivals.
-
-        A request that arrives during a step waits for its end and then needs a step of its
-        own, so a step longer than half the tightest TTFT in the mix costs the next short prompt
-        its first token whatever the plan does; and one longer than two of the tightest TPOT
-        leaves decoders no room to catch up (the simulator's agentflow uses the same bound).
-        """
-        tightest_ttft_s = min(slo.ttft_ms for slo in self._recent_slos) / 1e3
-        tightest_tpot_s = min(slo.tpot_ms for slo in self._recent_slos) / 1e3
-        longest_s = min(0.5 * tightest_ttft_s, 2 * tightest_tpot_s, self.planner_config.horizon_s)
-        return max(longest_s, 2 * self.predictor.base_s)
 
     # ---------------------------------------------------------------- one step
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:

@@ -19,8 +19,11 @@ KV for admitted work may preempt best-effort requests (youngest first) by recomp
 other way round. A request's lane is fixed at its first token: admitted if the plan in force
 admitted it, else best-effort. Waiting best-effort requests are re-offered to the planner
 every step until their TTFT deadline passes, so they are promoted as soon as they fit; late
-ones stay best-effort without costing planner time. This mirrors the vLLM scheduler mixin in
-`agentflow.engine.vllm.scheduler`, which applies the same plan inside vLLM.
+ones stay best-effort without costing planner time. An admitted request whose SLO is already
+lost is demoted, an infeasible admitted set is cut back (`jobs_to_shed`) and re-planned, and
+the planned step is bounded by the budgets of recent arrivals (`StepBound`). This mirrors the
+vLLM scheduler mixin in `agentflow.engine.vllm.scheduler`, which applies the same plan inside
+vLLM.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ from agentflow.planner import (
     Planner,
     PlannerConfig,
     PlanRequest,
+    StepBound,
+    StepPlan,
     StepTimePredictor,
     chunk_context_tokens,
+    jobs_to_shed,
 )
 
 __all__ = ["AgentflowPolicy", "to_plan_request"]
@@ -189,21 +195,31 @@ class AgentflowPolicy:
         self.config = config
         self.max_spare_step_s = max_spare_step_s
         self.num_plans = 0
+        self._step_bound = StepBound(config.horizon_s, 2 * predictor.base_s)
+        self._step_config = config
+        self._last_arrival_s = float("-inf")
 
     def schedule(self, instance: Instance, now_s: float) -> Batch:
         """Plan, then lay the batch out as the module docstring describes."""
         running = list(instance.running)
         waiting = list(instance.waiting)
-        plan = self.planner.plan(
-            now_s,
-            [to_plan_request(r) for r in running if _is_candidate(r, now_s)],
-            [to_plan_request(r) for r in waiting if _is_candidate(r, now_s)],
-            self.predictor,
-            self.config,
-        )
+        self._observe_arrivals(waiting)
+        by_id = {r.request_id: r for r in (*running, *waiting)}
+        for request in by_id.values():
+            # Lost already: no priority for it any more (the vLLM mixin does the same).
+            if request.is_admitted and to_plan_request(request).has_missed(now_s):
+                request.is_admitted = False
+        plan = self._plan(running, waiting, now_s)
+        if plan.is_overloaded:
+            shed = jobs_to_shed(
+                now_s, *self._candidates(running, waiting, now_s), self.predictor, self._step_config
+            )
+            for rid in shed:
+                by_id[rid].is_admitted = False
+            if shed:
+                plan = self._plan(running, waiting, now_s)
         self.num_plans += 1
         admitted = set(plan.admitted_ids)
-        by_id = {r.request_id: r for r in (*running, *waiting)}
         for request in by_id.values():
             request.is_admitted = request.request_id in admitted
         layout = _Layout(instance)
@@ -214,6 +230,33 @@ class AgentflowPolicy:
         spare = min(plan.num_spare_tokens, self._spare_cap(layout))
         self._fill_spare(layout, spare, running, waiting, now_s)
         return layout.batch()
+
+    def _observe_arrivals(self, waiting: list[SimRequest]) -> None:
+        """Feed requests that arrived since the last step to the step bound."""
+        newest_s = self._last_arrival_s
+        for request in reversed(waiting):  # arrivals are appended at the back
+            if request.arrival_s <= self._last_arrival_s:
+                break
+            self._step_bound.observe(request.ttft_s, request.tpot_s)
+            newest_s = max(newest_s, request.arrival_s)
+        self._last_arrival_s = newest_s
+        horizon_s = self._step_bound.longest_step_s
+        if horizon_s != self._step_config.horizon_s:
+            self._step_config = self.config.model_copy(update={"horizon_s": horizon_s})
+
+    @staticmethod
+    def _candidates(
+        running: list[SimRequest], waiting: list[SimRequest], now_s: float
+    ) -> tuple[list[PlanRequest], list[PlanRequest]]:
+        return (
+            [to_plan_request(r) for r in running if _is_candidate(r, now_s)],
+            [to_plan_request(r) for r in waiting if _is_candidate(r, now_s)],
+        )
+
+    def _plan(self, running: list[SimRequest], waiting: list[SimRequest], now_s: float) -> StepPlan:
+        return self.planner.plan(
+            now_s, *self._candidates(running, waiting, now_s), self.predictor, self._step_config
+        )
 
     def _spare_cap(self, layout: _Layout) -> int:
         """Tokens that still fit before the step reaches `max_spare_step_s`."""

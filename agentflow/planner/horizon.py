@@ -1,0 +1,38 @@
+"""How long one step may be, from the SLO budgets of recent arrivals."""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["StepBound"]
+
+
+class StepBound:
+    """The longest step to plan, kept up to date as requests arrive.
+
+    A request that arrives during a step waits for its end and then needs a step of its own,
+    so a step longer than half the tightest TTFT in the mix costs the next short prompt its
+    first token whatever the plan does; a step longer than two of the tightest TPOT leaves
+    decoders no room to catch up. The bound looks at the last `window` arrivals, so it follows
+    the mix without being pinned by one odd request forever.
+
+    Args:
+        horizon_s: the longest step ever (`PlannerConfig.horizon_s`).
+        min_step_s: the shortest bound (a step must hold more than its fixed overhead).
+        window: arrivals remembered.
+    """
+
+    def __init__(self, horizon_s: float, min_step_s: float, window: int = 64) -> None:
+        self.horizon_s = horizon_s
+        self.min_step_s = min_step_s
+        self._budgets: deque[tuple[float, float]] = deque(maxlen=window)
+        self.longest_step_s = horizon_s
+        """The current bound, seconds."""
+
+    def observe(self, ttft_s: float, tpot_s: float) -> None:
+        """Take one arrival's budgets into account."""
+        self._budgets.append((ttft_s, tpot_s))
+        tightest_ttft_s = min(ttft for ttft, _ in self._budgets)
+        tightest_tpot_s = min(tpot for _, tpot in self._budgets)
+        longest_s = min(0.5 * tightest_ttft_s, 2 * tightest_tpot_s, self.horizon_s)
+        self.longest_step_s = max(longest_s, self.min_step_s)

@@ -9,9 +9,7 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from agentflow.engine.vllm.engine import stop_on_sigterm
 from agentflow.errors import AgentflowError, ConfigError, ModelError, ProgramError
 from agentflow.metrics.report import stage_summary_table, stage_table
 from agentflow.program.agent import Agent
@@ -129,8 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(words)
     # SIGTERM takes the Ctrl-C path, so the engine's shielded shutdown runs and no engine
     # process outlives us (vLLM's engine core does not exit on its own when we die).
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    stop_on_sigterm()
     try:
         return _COMMANDS[args.command](args)
     except (ProgramError, ConfigError) as exc:

@@ -1,4 +1,5 @@
-"""`agentflow run` leaves no engine process behind when it is interrupted mid-run."""
+"""No engine process outlives its program: `agentflow run` interrupted mid-run, or a plain
+script that serves with `VLLMEngine` and is terminated."""
 
 import json
 import signal
@@ -59,9 +60,78 @@ def test_interrupting_a_run_stops_every_engine_process(tmp_path, signum):
         if proc.poll() is None:
             proc.kill()
     _, alive = psutil.wait_procs(engine_procs, timeout=30)
-    assert not alive, f"left behind: {[p.info for p in alive]}"
+    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr.read().decode()
+
+
+SERVING_SCRIPT = """
+import sys
+import anyio
+from agentflow.engine.interface import GenerationRequest
+from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+
+async def main():
+    config = VLLMEngineConfig(model=sys.argv[1], load_format="dummy", policy=sys.argv[2])
+    async with VLLMEngine(config) as engine:
+        for i in range(100_000):
+            request = GenerationRequest.unconstrained(f"r{i}", "hello there", 16, label="x")
+            async for _ in engine.stream(request):
+                pass
+            if i == 0:
+                print("serving", flush=True)
+
+if __name__ == "__main__":  # vLLM spawns its engine core: the main module must be guarded
+    anyio.run(main)
+"""
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["fcfs", "agentflow"])
+def test_a_terminated_script_stops_its_engine(tmp_path, policy):
+    # Neither the stock scheduler nor ours may leave an engine core spinning after SIGTERM.
+    model = build_tiny_model(tmp_path / "tiny")
+    script = tmp_path / "serve.py"
+    script.write_text(SERVING_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(model), policy],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_line(proc, b"serving", timeout_s=120)
+        engine_procs = [
+            child
+            for child in psutil.Process(proc.pid).children(recursive=True)
+            if "resource_tracker" not in " ".join(child.cmdline())
+        ]
+        assert engine_procs
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, alive = psutil.wait_procs(engine_procs, timeout=30)
+    left_behind = [(p.pid, p.name()) for p in alive]
+    for leftover in alive:  # do not leave them spinning for the rest of the suite
+        leftover.kill()
+    assert not left_behind, f"left behind: {left_behind}"
+
+
+def _wait_for_line(proc: subprocess.Popen[bytes], line: bytes, timeout_s: float) -> None:
+    """Read the child's stdout (vLLM logs there too) until `line` comes."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = proc.stdout.readline()
+        if not got and proc.poll() is not None:
+            raise AssertionError(f"the script exited with {proc.returncode} before serving")
+        if got.strip() == line:
+            return
+    raise AssertionError(f"no {line!r} within {timeout_s} s")
 
 
 def _wait_for_engine(parent: psutil.Process, timeout_s: float) -> list[psutil.Process]:

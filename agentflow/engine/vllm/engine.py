@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 
     from agentflow.planner import StepTimePredictor
 
-__all__ = ["VLLMEngine"]
+__all__ = ["VLLMEngine", "stop_on_sigterm"]
 
 _SCHEDULER_MODULE = "agentflow.engine.vllm.scheduler"
 
@@ -29,6 +31,23 @@ def _set_engine_environment(config: VLLMEngineConfig) -> None:
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", config.omp_threads_bind or _default_bind())
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+def stop_on_sigterm() -> None:
+    """Route SIGTERM through Ctrl-C, so `async with VLLMEngine(...)` shuts the engine down.
+
+    vLLM's engine core does not exit when its parent dies: a process killed by SIGTERM with
+    the default handler leaves it running (and spinning a core) forever. Only the main thread
+    may set handlers, and a handler the program set itself is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def _default_bind() -> str:
@@ -82,6 +101,7 @@ class VLLMEngine:
         if self._llm is not None:
             return
         _set_engine_environment(self.config)
+        stop_on_sigterm()
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
@@ -118,10 +138,13 @@ class VLLMEngine:
             await self._warm_up()
 
     async def _warm_up(self) -> None:
-        lengths = [n for n in (16, 128, 512, 1024) if n < self.config.max_model_len // 2]
-        for index, length in enumerate(lengths):
+        for index, length in enumerate((16, 128, 512, 1024)):
+            prompt = " ".join(["warm"] * length)
+            # Counted in tokens: a small tokenizer can split each word into several.
+            if len(self._tokenizer.encode(prompt)) >= self.config.max_model_len // 2:
+                break
             request = GenerationRequest.unconstrained(
-                f"agentflow-warmup-{index}", " ".join(["warm"] * length), 2, label="warmup"
+                f"agentflow-warmup-{index}", prompt, 2, label="warmup"
             )
             async for _ in self.stream(request):
                 pass

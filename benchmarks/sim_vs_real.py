@@ -2,8 +2,9 @@
 
 The mixed CPU workload of benchmarks/capacity.py (coding, summarization, chat) is replayed at
 fixed rates on the real engine (SmolLM2-135M, 2 cores) and on the simulator driven by a
-step-time profile fitted on this machine at the start of the run (`--no-calibrate`: the cached
-`agentflow profile` fit); the simulator gets the exact prompt
+step-time profile fitted on this machine at the start of the run, one per policy: the engine
+alone for FCFS, the engine with the planner for agentflow, whose real steps include planning
+(`--no-calibrate`: the cached `agentflow profile` fit for both); the simulator gets the exact prompt
 token counts and TTFT budgets the real run used. For each policy and rate we compare p50/p99
 TTFT, p50/p99 TPOT and attainment. Target: every figure within 10 %.
 
@@ -27,6 +28,7 @@ from agentflow.engine.sim.loop import simulate
 from agentflow.engine.sim.profiles import cpu_profile
 from agentflow.engine.sim.request import RequestSpec
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+from agentflow.engine.vllm.config import PlannerName
 from agentflow.engine.vllm.profile_store import load_profile
 from agentflow.engine.vllm.profiling import ProfileGrid, measure_steps
 from agentflow.metrics.attainment import judge_slo
@@ -90,21 +92,24 @@ def sim_figures(outcomes: list[ReplayOutcome], policy: str, profile: Any) -> dic
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     model = resolve_model(args.model)
-    if args.calibrate:
-        # This machine's speed drifts by 20 % and more within an hour (a shared VM): a profile
-        # fitted earlier would be judged instead of the simulator. Fit one now, in this run.
-        samples = await measure_steps(VLLMEngineConfig(model=model), ProfileGrid.quick())
-        fitted = StepTimePredictor.fit(samples)
-        print(f"calibrated the step-time profile on {len(samples)} steps measured now")
-    else:
-        cached = load_profile(model)
-        if cached is None:
-            raise SystemExit("no fitted profile for this model: run `agentflow profile` first")
-        fitted = cached
-    profile = dataclasses.replace(cpu_profile(), pieces=fitted.pieces)
+    cached = None if args.calibrate else load_profile(model)
+    if not args.calibrate and cached is None:
+        raise SystemExit("no fitted profile for this model: run `agentflow profile` first")
     workload = build_workload(args.requests, "poisson", args.seed)
     rows = []
     for policy in args.policies:
+        if cached is None:
+            # This machine's speed drifts by 20 % and more within an hour (a shared VM): a
+            # profile fitted earlier would be judged instead of the simulator. Fit one now.
+            planner: PlannerName = "fast" if policy == "agentflow" else "none"
+            samples = await measure_steps(
+                VLLMEngineConfig(model=model), ProfileGrid.quick(), planner=planner
+            )
+            fitted = StepTimePredictor.fit(samples)
+            print(f"{policy}: calibrated on {len(samples)} steps measured now (planner {planner})")
+        else:
+            fitted = cached
+        profile = dataclasses.replace(cpu_profile(), pieces=fitted.pieces)
         config = VLLMEngineConfig(model=model, policy=policy)
         async with VLLMEngine(config) as engine:
             for rate in args.rates:

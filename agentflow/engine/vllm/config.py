@@ -18,6 +18,10 @@ SchedulingPolicy = Literal["agentflow", "fcfs", "edf"]
 """agentflow = our scheduler class; fcfs = stock vLLM; edf = stock vLLM priority = deadline."""
 
 
+PlannerName = Literal["fast", "exact", "none"]
+"""Our scheduler's planner; 'none' serves in deadline order without admission control."""
+
+
 class VLLMEngineConfig(BaseModel):
     """How to start one vLLM engine. Defaults suit the 2-core CPU machines."""
 
@@ -37,7 +41,7 @@ class VLLMEngineConfig(BaseModel):
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
     enforce_eager: bool = True
     seed: int = 0
-    planner: Literal["fast", "exact", "none"] = "fast"
+    planner: PlannerName = "fast"
     """Our scheduler's planner ('none': deadline order only). Ignored by the stock policies."""
     trace_path: Path | None = None
     """Where our scheduler writes its JSON-lines trace of requests and steps (None: off)."""

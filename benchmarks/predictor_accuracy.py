@@ -30,7 +30,12 @@ RESULTS = Path(__file__).parent / "results"
 def _predict_ms(predictor: StepTimePredictor, samples: list[StepSample]) -> np.ndarray:
     return np.array(
         [
-            predictor.step_time_s(s.num_prefill_tokens, s.num_decode_reqs, s.num_context_tokens)
+            predictor.step_time_s(
+                s.num_prefill_tokens,
+                s.num_decode_reqs,
+                s.num_context_tokens,
+                num_prefill_pairs=s.num_prefill_pairs,
+            )
             * 1e3
             for s in samples
         ]

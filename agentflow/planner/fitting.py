@@ -22,10 +22,17 @@ _MAX_ROUNDS = 30
 
 
 def _design(samples: Sequence[StepSample]) -> tuple[FloatArray, FloatArray]:
-    """Feature matrix (constant first) and targets."""
+    """Feature matrix (constant first, columns in `AffinePiece` field order) and targets."""
     x = np.array(
         [
-            (1.0, s.num_prefill_tokens, s.num_decode_reqs, s.num_context_tokens, s.num_spec_tokens)
+            (
+                1.0,
+                s.num_prefill_tokens,
+                s.num_decode_reqs,
+                s.num_context_tokens,
+                s.num_spec_tokens,
+                s.num_prefill_pairs,
+            )
             for s in samples
         ],
         dtype=np.float64,
@@ -53,8 +60,10 @@ def _nonneg_lstsq(x: FloatArray, y: FloatArray) -> FloatArray:
     return coef
 
 
-def _piece(coef: FloatArray) -> AffinePiece:
-    return AffinePiece(*(float(c) for c in coef))
+def _piece(coef: FloatArray, *, has_pairs: bool) -> AffinePiece:
+    """Coefficients in field order; without pair samples the pair price is left unset."""
+    constant, prefill, decode, context, spec, pair = (float(c) for c in coef)
+    return AffinePiece(constant, prefill, decode, context, spec, pair if has_pairs else None)
 
 
 def fit_pieces(samples: Sequence[StepSample], num_pieces: int = 1) -> tuple[AffinePiece, ...]:
@@ -75,9 +84,10 @@ def fit_pieces(samples: Sequence[StepSample], num_pieces: int = 1) -> tuple[Affi
             f"fit: need at least {_MIN_SAMPLES_PER_PIECE * num_pieces} samples, got {len(samples)}"
         )
     x, y = _design(samples)
+    has_pairs = bool(np.any(x[:, -1]))
     single = _nonneg_lstsq(x, y)
     if num_pieces == 1:
-        return (_piece(single),)
+        return (_piece(single, has_pairs=has_pairs),)
     assign = (x[:, 1] > np.median(x[:, 1])).astype(int)
     coefs = [single, single]
     for _ in range(_MAX_ROUNDS):
@@ -90,8 +100,8 @@ def fit_pieces(samples: Sequence[StepSample], num_pieces: int = 1) -> tuple[Affi
         assign = new_assign
     two_err = _rel_sq_error(np.max(np.stack([x @ c for c in coefs]), axis=0), y)
     if two_err < _rel_sq_error(x @ single, y):
-        return (_piece(coefs[0]), _piece(coefs[1]))
-    return (_piece(single),)
+        return (_piece(coefs[0], has_pairs=has_pairs), _piece(coefs[1], has_pairs=has_pairs))
+    return (_piece(single, has_pairs=has_pairs),)
 
 
 def _rel_sq_error(pred: FloatArray, y: FloatArray) -> float:
@@ -116,7 +126,11 @@ def evaluate(predictor: StepTimePredictor, samples: Sequence[StepSample]) -> dic
     """Accuracy of `predictor` on `samples`: r2, mape and the share of over-predictions."""
     predicted = [
         predictor.step_time_s(
-            s.num_prefill_tokens, s.num_decode_reqs, s.num_context_tokens, s.num_spec_tokens
+            s.num_prefill_tokens,
+            s.num_decode_reqs,
+            s.num_context_tokens,
+            s.num_spec_tokens,
+            s.num_prefill_pairs,
         )
         for s in samples
     ]

@@ -4,11 +4,19 @@ Features of one engine step (all counts, no units):
 
 * `num_prefill_tokens`: prompt tokens computed in the step (all chunks together);
 * `num_decode_reqs`: requests that decode one token in the step;
-* `num_context_tokens`: KV positions attended by the step's tokens. A decode of a request with
-  L cached tokens attends L; a prefill chunk of n tokens that starts after o cached tokens
-  attends `n*o + n*(n+1)/2` (see `chunk_context_tokens`). This term carries the superlinear
-  cost of long prompts, and the total for a prompt does not depend on how it is chunked;
-* `num_spec_tokens`: draft tokens verified in the step, beyond each decode's own token.
+* `num_context_tokens`: KV positions read by the step's decodes: a decode of a request with
+  L cached tokens reads L;
+* `num_spec_tokens`: draft tokens verified in the step, beyond each decode's own token;
+* `num_prefill_pairs`: (query, key) pairs of the step's prefill chunks: a chunk of n tokens
+  that starts after o cached tokens has `n*o + n*(n+1)/2` (see `chunk_context_tokens`). This
+  term carries the superlinear cost of long prompts, and the total for a prompt does not
+  depend on how it is chunked.
+
+Decode attention streams the KV cache (memory-bound); prefill attention is dense compute. On
+the CPU engine one decode-read token costs about 7x one prefill pair, so a fitted profile
+prices them apart: one shared coefficient under-predicted first prefill chunks by 16-25 %.
+A piece without its own pair price (`per_prefill_pair_s=None`, e.g. the GPU catalog built from
+roofline figures) prices a pair like a decode-read token.
 
 `step_time_s = max_k(piece_k(features)) + bias_s`, where each piece is affine with non-negative
 slopes (one piece, or a compute-bound and a memory-bound piece). `bias_s` is the online
@@ -37,7 +45,7 @@ _MAX_TOKENS = 1 << 31
 
 
 def chunk_context_tokens(offset: int, num_tokens: int) -> int:
-    """KV positions attended by a prefill chunk of `num_tokens` after `offset` cached tokens."""
+    """(query, key) pairs of a prefill chunk of `num_tokens` after `offset` cached tokens."""
     return num_tokens * offset + num_tokens * (num_tokens + 1) // 2
 
 
@@ -50,6 +58,7 @@ class StepSample:
     num_context_tokens: int
     num_spec_tokens: int
     step_time_s: float
+    num_prefill_pairs: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,15 @@ class AffinePiece:
     per_decode_req_s: float
     per_context_token_s: float
     per_spec_token_s: float
+    per_prefill_pair_s: float | None = None
+    """Price of one prefill (query, key) pair; None: the same as a decode-read token."""
+
+    @property
+    def pair_s(self) -> float:
+        """The price of one prefill pair in effect."""
+        if self.per_prefill_pair_s is None:
+            return self.per_context_token_s
+        return self.per_prefill_pair_s
 
     def time_s(
         self,
@@ -68,6 +86,7 @@ class AffinePiece:
         num_decode_reqs: float,
         num_context_tokens: float,
         num_spec_tokens: float,
+        num_prefill_pairs: float = 0.0,
     ) -> float:
         """This piece's step time for the given features."""
         return (
@@ -76,23 +95,33 @@ class AffinePiece:
             + self.per_decode_req_s * num_decode_reqs
             + self.per_context_token_s * num_context_tokens
             + self.per_spec_token_s * num_spec_tokens
+            + self.pair_s * num_prefill_pairs
         )
 
     def chunk_cost_s(self, offset: float, num_tokens: float) -> float:
         """Marginal cost of a prefill chunk of `num_tokens` after `offset` cached tokens."""
-        context = num_tokens * offset + num_tokens * (num_tokens + 1) / 2
-        return self.per_prefill_token_s * num_tokens + self.per_context_token_s * context
+        pairs = num_tokens * offset + num_tokens * (num_tokens + 1) / 2
+        return self.per_prefill_token_s * num_tokens + self.pair_s * pairs
 
     def max_chunk_tokens(self, time_s: float, offset: int) -> int:
         """Largest chunk whose marginal cost fits in `time_s` (may be off by one; callers fix)."""
         if time_s < 0:
             return 0
-        a, c = self.per_prefill_token_s, self.per_context_token_s
+        a, c = self.per_prefill_token_s, self.pair_s
         linear = a + c * (offset + 0.5)
         if c <= 0:
             return _MAX_TOKENS if linear <= 0 else int(min(time_s / linear, _MAX_TOKENS))
         root = (-linear + math.sqrt(linear * linear + 2.0 * c * time_s)) / c
         return int(min(root, _MAX_TOKENS))
+
+
+def _piece_from(fields: dict[str, Any]) -> AffinePiece:
+    """An `AffinePiece` from its JSON object (files from before the pair price lack it)."""
+    pair = fields.pop("per_prefill_pair_s", None)
+    return AffinePiece(
+        **{k: float(v) for k, v in fields.items()},
+        per_prefill_pair_s=None if pair is None else float(pair),
+    )
 
 
 class StepTimePredictor:
@@ -122,6 +151,8 @@ class StepTimePredictor:
             raise ConfigError("step-time predictor: pieces must not be empty")
         for piece in pieces:
             for name, value in asdict(piece).items():
+                if value is None:
+                    continue
                 if not math.isfinite(value) or (name != "constant_s" and value < 0):
                     raise ConfigError(f"step-time predictor: {name} must be finite and >= 0")
         if not (residual_clip_s >= 0 and 0 <= residual_decay < 1):
@@ -149,10 +180,17 @@ class StepTimePredictor:
         num_decode_reqs: int,
         num_context_tokens: int = 0,
         num_spec_tokens: int = 0,
+        num_prefill_pairs: int = 0,
     ) -> float:
         """Predicted wall time of one step with these features."""
         raw = max(
-            p.time_s(num_prefill_tokens, num_decode_reqs, num_context_tokens, num_spec_tokens)
+            p.time_s(
+                num_prefill_tokens,
+                num_decode_reqs,
+                num_context_tokens,
+                num_spec_tokens,
+                num_prefill_pairs,
+            )
             for p in self._pieces
         )
         return max(0.0, raw + self._bias_s)
@@ -164,27 +202,33 @@ class StepTimePredictor:
         num_context_tokens: int = 0,
         num_spec_tokens: int = 0,
         prefill_offset: int = 0,
+        num_prefill_pairs: int = 0,
     ) -> int:
         """Largest prefill chunk whose step still fits in `time_s`; 0 if none.
 
-        The chunk is one prompt's tokens after `prefill_offset` cached tokens; its own attended
-        context (`chunk_context_tokens`) is added to `num_context_tokens`, so that
-        `step_time_s(n, d, c + chunk_context_tokens(o, n), s) <= time_s` for the returned n.
+        The chunk is one prompt's tokens after `prefill_offset` cached tokens, added to a step
+        that already holds `num_prefill_pairs` pairs of other chunks; the returned n satisfies
+        `step_time_s(n, d, c, s, q + chunk_context_tokens(o, n)) <= time_s`.
         """
         best = _MAX_TOKENS
         for p in self._pieces:
             left_s = (
                 time_s
                 - self._bias_s
-                - p.time_s(0, num_decode_reqs, num_context_tokens, num_spec_tokens)
+                - p.time_s(
+                    0, num_decode_reqs, num_context_tokens, num_spec_tokens, num_prefill_pairs
+                )
             )
             if left_s < 0:
                 return 0
             best = min(best, p.max_chunk_tokens(left_s, prefill_offset))
 
         def fits(n: int) -> bool:
-            ctx = num_context_tokens + chunk_context_tokens(prefill_offset, n)
-            return self.step_time_s(n, num_decode_reqs, ctx, num_spec_tokens) <= time_s
+            pairs = num_prefill_pairs + chunk_context_tokens(prefill_offset, n)
+            return (
+                self.step_time_s(n, num_decode_reqs, num_context_tokens, num_spec_tokens, pairs)
+                <= time_s
+            )
 
         while best > 0 and not fits(best):  # float rounding: at most a step or two
             best -= 1
@@ -194,7 +238,7 @@ class StepTimePredictor:
 
     def isolated_prefill_s(self, num_tokens: int) -> float:
         """Time to prefill a prompt of `num_tokens` in one step on an idle engine."""
-        return self.step_time_s(num_tokens, 0, chunk_context_tokens(0, num_tokens))
+        return self.step_time_s(num_tokens, 0, 0, 0, chunk_context_tokens(0, num_tokens))
 
     @property
     def base_s(self) -> float:
@@ -212,8 +256,8 @@ class StepTimePredictor:
     def prefill_work_array(self, num_computed: FloatArray, num_prompt: FloatArray) -> FloatArray:
         """Vectorized `prefill_work_s`."""
         n = num_prompt - num_computed
-        context = n * num_computed + n * (n + 1) / 2
-        costs = [p.per_prefill_token_s * n + p.per_context_token_s * context for p in self._pieces]
+        pairs = n * num_computed + n * (n + 1) / 2
+        costs = [p.per_prefill_token_s * n + p.pair_s * pairs for p in self._pieces]
         return np.asarray(np.maximum(np.max(costs, axis=0), 0.0), dtype=np.float64)
 
     def decode_cost_array(self, num_context: FloatArray, spec_len: FloatArray) -> FloatArray:
@@ -236,6 +280,7 @@ class StepTimePredictor:
                 sample.num_decode_reqs,
                 sample.num_context_tokens,
                 sample.num_spec_tokens,
+                sample.num_prefill_pairs,
             )
             - self._bias_s
         )
@@ -297,7 +342,7 @@ class StepTimePredictor:
             data: dict[str, Any] = json.loads(text)
             if data.get("format") != _FORMAT:
                 raise ConfigError(f"step-time profile: format must be {_FORMAT!r}")
-            pieces = [AffinePiece(**{k: float(v) for k, v in p.items()}) for p in data["pieces"]]
+            pieces = [_piece_from(p) for p in data["pieces"]]
             return cls(
                 pieces,
                 bias_s=float(data.get("bias_s", 0.0)),

@@ -179,11 +179,14 @@ def _assert_step_fits(step: StepPlan, by_id: dict[str, PlanRequest], config: Pla
     assert 1 <= step.max_batch_size <= config.max_num_seqs
     assert set(prefill) <= set(step.admitted_ids)
     context = sum(by_id[i].num_context_tokens() for i in step.decode_ids)
+    pairs = 0
     for request_id, chunk in prefill.items():
         request = by_id[request_id]
         assert 0 < chunk <= request.num_remaining_prompt_tokens
-        context += chunk_context_tokens(request.num_computed_tokens, chunk)
-    predicted = PREDICTOR.step_time_s(sum(prefill.values()), len(step.decode_ids), context)
+        pairs += chunk_context_tokens(request.num_computed_tokens, chunk)
+    predicted = PREDICTOR.step_time_s(
+        sum(prefill.values()), len(step.decode_ids), context, num_prefill_pairs=pairs
+    )
     if prefill:
         assert predicted <= step.step_time_budget_s + 1e-9
 

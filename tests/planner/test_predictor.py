@@ -22,6 +22,7 @@ TRUE = AffinePiece(
     per_decode_req_s=9e-4,
     per_context_token_s=2e-7,
     per_spec_token_s=2.5e-4,
+    per_prefill_pair_s=3e-8,
 )
 
 
@@ -30,10 +31,11 @@ def synthetic_samples(pieces: list[AffinePiece], n: int = 200, seed: int = 0) ->
     samples = []
     for _ in range(n):
         p, d = int(rng.integers(0, 2048)), int(rng.integers(0, 64))
-        c = chunk_context_tokens(int(rng.integers(0, 512)), p) + d * int(rng.integers(0, 1024))
+        q = chunk_context_tokens(int(rng.integers(0, 512)), p)
+        c = d * int(rng.integers(0, 1024))
         s = int(rng.integers(0, 4)) * d
-        t = max(piece.time_s(p, d, c, s) for piece in pieces)
-        samples.append(StepSample(p, d, c, s, t))
+        t = max(piece.time_s(p, d, c, s, q) for piece in pieces)
+        samples.append(StepSample(p, d, c, s, t, num_prefill_pairs=q))
     return samples
 
 
@@ -45,8 +47,42 @@ def test_fit_recovers_known_coefficients():
         "per_decode_req_s",
         "per_context_token_s",
         "per_spec_token_s",
+        "per_prefill_pair_s",
     ):
         assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=1e-6)
+
+
+def test_a_decode_read_token_and_a_prefill_pair_are_priced_apart():
+    # On the CPU engine a decode's KV read costs ~7x a prefill pair; one shared price missed
+    # first prefill chunks by up to 25 %.
+    predictor = StepTimePredictor([TRUE])
+    pairs = chunk_context_tokens(0, 512)
+    assert predictor.isolated_prefill_s(512) == pytest.approx(
+        TRUE.constant_s + 512 * TRUE.per_prefill_token_s + pairs * 3e-8
+    )
+    assert predictor.step_time_s(0, 1, 1000) == pytest.approx(
+        TRUE.constant_s + TRUE.per_decode_req_s + 1000 * TRUE.per_context_token_s
+    )
+
+
+def test_samples_without_pairs_leave_the_pair_price_unset():
+    lumped = [
+        StepSample(x.num_prefill_tokens, x.num_decode_reqs, x.num_context_tokens, 0, 0.02 + i / 1e4)
+        for i, x in enumerate(synthetic_samples([TRUE]))
+    ]
+    assert StepTimePredictor.fit(lumped).pieces[0].per_prefill_pair_s is None
+
+
+def test_a_profile_saved_before_pair_prices_prices_pairs_like_context():
+    old = {k: v for k, v in vars_of(TRUE).items() if k != "per_prefill_pair_s"}
+    text = json.dumps({"format": "agentflow.step_time/1", "pieces": [old]})
+    piece = StepTimePredictor.from_json(text).pieces[0]
+    assert piece.per_prefill_pair_s is None
+    assert piece.pair_s == TRUE.per_context_token_s
+
+
+def vars_of(piece: AffinePiece) -> dict[str, float | None]:
+    return {name: getattr(piece, name) for name in piece.__dataclass_fields__}
 
 
 def test_fit_with_two_pieces_recovers_a_roofline_knee():
@@ -70,11 +106,12 @@ def test_fit_needs_enough_samples():
     offset=st.integers(0, 4000),
 )
 def test_max_prefill_tokens_is_the_inverse_of_step_time(time_s, num_decode_reqs, context, offset):
-    predictor = StepTimePredictor.default_cpu()
+    predictor = StepTimePredictor([TRUE])  # prices pairs apart from decode reads
     n = predictor.max_prefill_tokens(time_s, num_decode_reqs, context, prefill_offset=offset)
 
     def step(k: int) -> float:
-        return predictor.step_time_s(k, num_decode_reqs, context + chunk_context_tokens(offset, k))
+        pairs = chunk_context_tokens(offset, k)
+        return predictor.step_time_s(k, num_decode_reqs, context, num_prefill_pairs=pairs)
 
     if n > 0:
         assert step(n) <= time_s

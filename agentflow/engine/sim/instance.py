@@ -189,13 +189,15 @@ class Instance:
         if batch.is_empty:
             self.wake_s = now_s + max(self.predictor.base_s, 1e-3) if self.has_work else None
             return None
-        num_prefill = num_context = 0
+        num_prefill = num_pairs = num_context = 0
         for request, n in batch.chunks:
             num_prefill += n
-            num_context += chunk_context_tokens(request.num_computed, n)
+            num_pairs += chunk_context_tokens(request.num_computed, n)
         for request in batch.decodes:
             num_context += request.num_computed + 1
-        duration_s = self.predictor.step_time_s(num_prefill, len(batch.decodes), num_context)
+        duration_s = self.predictor.step_time_s(
+            num_prefill, len(batch.decodes), num_context, num_prefill_pairs=num_pairs
+        )
         if self.jitter > 0:
             duration_s *= max(0.5, 1.0 + self._rng.gauss(0.0, self.jitter))
         duration_s = max(duration_s, 1e-6)

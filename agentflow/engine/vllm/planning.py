@@ -86,11 +86,13 @@ def settings_for(
     planned_prefill = sum(chunks.values())
     context = sum(r.num_computed_tokens + 1 for r in admitted_decoders)
     by_id = {r.request_id: r for r in running}
-    context += sum(
+    pairs = sum(
         chunk_context_tokens(by_id[rid].num_computed_tokens if rid in by_id else 0, n)
         for rid, n in chunks.items()
     )
-    fit = predictor.max_prefill_tokens(max_spare_step_s, len(admitted_decoders), context)
+    fit = predictor.max_prefill_tokens(
+        max_spare_step_s, len(admitted_decoders), context, num_prefill_pairs=pairs
+    )
     spare = max(0, min(plan.num_spare_tokens, fit - planned_prefill))
     kept = best_effort_decoders[:spare]
     spare -= len(kept)

@@ -4,9 +4,9 @@ The engine runs our scheduler with the planner off (deadline order only, unless 
 planner: then each step's time includes planning, as it does when serving) and writes its step
 trace; a grid of workloads (lone prefills of several lengths, decode batches of several sizes
 over short and long prompts, and decodes with prefills arriving among them) produces steps
-across the feature space. The
-trace's (prefill tokens, decode requests, attended context, step time) rows are the samples.
-Profiles are cached per (model, hardware) and picked up by `VLLMEngine` automatically.
+across the feature space. The trace's (prefill tokens, decode requests, decode context, prefill
+pairs, step time) rows are the samples. Profiles are cached per (model, hardware) and picked
+up by `VLLMEngine` automatically.
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ async def measure_steps(
             num_context_tokens=row["num_context_tokens"],
             num_spec_tokens=0,
             step_time_s=row["step_ms"] / 1e3,
+            num_prefill_pairs=row.get("num_prefill_pairs", 0),
         )
         for row in rows
         if row.get("event") == "step" and (row["num_prefill_tokens"] or row["num_decode_reqs"])

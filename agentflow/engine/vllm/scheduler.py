@@ -41,6 +41,7 @@ from agentflow.planner import (
     StepPlan,
     StepSample,
     StepTimePredictor,
+    chunk_context_tokens,
     jobs_to_shed,
     make_planner,
 )
@@ -89,6 +90,7 @@ class _StepShape:
     num_prefill_tokens: int
     num_decode_reqs: int
     num_context_tokens: int
+    num_prefill_pairs: int
 
 
 class SLOSchedulerMixin(Scheduler):
@@ -292,6 +294,7 @@ class SLOSchedulerMixin(Scheduler):
                     step.num_context_tokens,
                     0,
                     elapsed_s,
+                    step.num_prefill_pairs,
                 )
             )
             self._write({"event": "step", **asdict(step), "step_ms": elapsed_s * 1e3})
@@ -324,19 +327,18 @@ class SLOSchedulerMixin(Scheduler):
         super().shutdown()
 
     def _shape_of(self, output: SchedulerOutput, started_s: float) -> _StepShape:
-        num_prefill = num_decode = num_context = 0
+        num_prefill = num_decode = num_context = num_pairs = 0
         for request_id, num_tokens in output.num_scheduled_tokens.items():
             request = self.requests[request_id]
             # `num_computed_tokens` was already advanced past this step's tokens.
             computed_before = request.num_computed_tokens - num_tokens
             if computed_before < request.num_prompt_tokens:
                 num_prefill += num_tokens
-                # each new prompt token attends to everything before it
-                num_context += num_tokens * computed_before + num_tokens * (num_tokens + 1) // 2
+                num_pairs += chunk_context_tokens(computed_before, num_tokens)
             else:
                 num_decode += 1
                 num_context += computed_before + num_tokens
-        return _StepShape(started_s, num_prefill, num_decode, num_context)
+        return _StepShape(started_s, num_prefill, num_decode, num_context, num_pairs)
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._trace is not None:

@@ -261,10 +261,10 @@ class AgentflowPolicy:
     def _spare_cap(self, layout: _Layout) -> int:
         """Tokens that still fit before the step reaches `max_spare_step_s`."""
         num_prefill = sum(n for _, n in layout.chunks)
-        context = sum(chunk_context_tokens(r.num_computed, n) for r, n in layout.chunks)
-        context += sum(r.num_computed + 1 for r in layout.decodes)
+        pairs = sum(chunk_context_tokens(r.num_computed, n) for r, n in layout.chunks)
+        context = sum(r.num_computed + 1 for r in layout.decodes)
         fit = self.predictor.max_prefill_tokens(
-            self.max_spare_step_s, len(layout.decodes), context, prefill_offset=0
+            self.max_spare_step_s, len(layout.decodes), context, num_prefill_pairs=pairs
         )
         return max(0, fit - num_prefill)
 

@@ -140,8 +140,8 @@ def sarathi_token_budget(
     best = SARATHI_GRANULARITY
     n = SARATHI_GRANULARITY
     while n <= 1 << 16:
-        context = chunk_context_tokens(typical_offset, n)
-        if predictor.step_time_s(n, 0, context) > tightest_tpot_s:
+        pairs = chunk_context_tokens(typical_offset, n)
+        if predictor.step_time_s(n, 0, num_prefill_pairs=pairs) > tightest_tpot_s:
             break
         best = n
         n += SARATHI_GRANULARITY

@@ -204,7 +204,7 @@ def main() -> None:
         + ("_bursty" if args.arrivals == "bursty" else "")
     )
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
-    _plot(results, RESULTS / f"{name}.png")
+    _plot(results, RESULTS / f"{name}.png", args.arrivals)
 
 
 def _positive_rate(text: str) -> float:
@@ -250,10 +250,10 @@ def _write_fixed_rates(args: argparse.Namespace, results: dict[str, Any], wall_s
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
-    _plot(results, RESULTS / f"{name}.png")
+    _plot(results, RESULTS / f"{name}.png", args.arrivals)
 
 
-def _plot(results: dict[str, Any], path: Path) -> None:
+def _plot(results: dict[str, Any], path: Path, arrivals: str) -> None:
     try:
         import matplotlib
 
@@ -272,7 +272,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
         xscale="log",
         xlabel="arrival rate (req/s)",
         ylabel="SLO attainment",
-        title="real vLLM CPU engine, SmolLM2-135M",
+        title=f"real vLLM CPU engine, SmolLM2-135M, {arrivals} arrivals",
     )
     ax.legend()
     fig.tight_layout()

@@ -62,7 +62,11 @@ def test_interrupting_a_run_stops_every_engine_process(tmp_path, signum):
     _, alive = psutil.wait_procs(engine_procs, timeout=30)
     assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
     assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr.read().decode()
+    # Our process prints no traceback. Ctrl-C also reaches vLLM's engine core, which reports
+    # the interrupt of its step with a traceback of its own (multiprocessing's "Process ..."
+    # header); that output is vLLM's, not the CLI's.
+    stderr = proc.stderr.read().decode()
+    assert stderr.count("Traceback") == stderr.count("Process EngineCore:\nTraceback")
 
 
 SERVING_SCRIPT = """

@@ -184,27 +184,13 @@ def main() -> None:
         if "agentflow" in capacity and capacity.get(baseline):
             ratios[f"agentflow_over_{baseline}"] = capacity["agentflow"] / capacity[baseline]
             print(f"  agentflow / {baseline}: {ratios[f'agentflow_over_{baseline}']:.2f}x")
-    payload = {
-        "backend": args.backend,
-        "model": resolve_model(args.model).name,
-        "arrivals": args.arrivals,
-        "requests_per_probe": args.requests,
-        "resolution": args.resolution,
-        "slo_scale": "CPU: tight TPOT 50 ms, loose 150 ms; TTFT 3x/5x isolated prefill",
-        "classes": [asdict(c) for c in CLASSES],
-        "capacity_rps": capacity,
-        "ratios": ratios,
-        "policies": results,
-        "wall_s": wall_s,
-    }
-    RESULTS.mkdir(exist_ok=True)
     name = (
         "capacity_vllm"
         + ("_quick" if args.quick else "")
         + ("_bursty" if args.arrivals == "bursty" else "")
     )
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
-    _plot(results, RESULTS / f"{name}.png", args.arrivals)
+    fields = {"resolution": args.resolution, "capacity_rps": capacity, "ratios": ratios}
+    _write_results(args, name, results, wall_s, fields)
 
 
 def _positive_rate(text: str) -> float:
@@ -237,6 +223,17 @@ def _write_fixed_rates(args: argparse.Namespace, results: dict[str, Any], wall_s
         print(f"  {rate:5.2f} req/s: {cells}")
     suffix = "_bursty" if args.arrivals == "bursty" else "_poisson_rates"
     name = "capacity_vllm" + ("_quick" if args.quick else "") + suffix
+    _write_results(args, name, results, wall_s, {"by_rate": by_rate})
+
+
+def _write_results(
+    args: argparse.Namespace,
+    name: str,
+    results: dict[str, Any],
+    wall_s: float,
+    fields: dict[str, Any],
+) -> None:
+    """Write `name`.json (the run's settings, `fields`, every probe) and `name`.png."""
     payload = {
         "backend": args.backend,
         "model": resolve_model(args.model).name,
@@ -244,7 +241,7 @@ def _write_fixed_rates(args: argparse.Namespace, results: dict[str, Any], wall_s
         "requests_per_probe": args.requests,
         "slo_scale": "CPU: tight TPOT 50 ms, loose 150 ms; TTFT 3x/5x isolated prefill",
         "classes": [asdict(c) for c in CLASSES],
-        "by_rate": by_rate,
+        **fields,
         "policies": results,
         "wall_s": wall_s,
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from agentflow.planner.config import PlannerConfig
+
 __all__ = ["StepBound"]
 
 
@@ -28,6 +30,7 @@ class StepBound:
         self._budgets: deque[tuple[float, float]] = deque(maxlen=window)
         self.longest_step_s = horizon_s
         """The current bound, seconds."""
+        self._applied: tuple[PlannerConfig, PlannerConfig] | None = None
 
     def observe(self, ttft_s: float, tpot_s: float) -> None:
         """Take one arrival's budgets into account."""
@@ -36,3 +39,17 @@ class StepBound:
         tightest_tpot_s = min(tpot for _, tpot in self._budgets)
         longest_s = min(0.5 * tightest_ttft_s, 2 * tightest_tpot_s, self.horizon_s)
         self.longest_step_s = max(longest_s, self.min_step_s)
+
+    def applied_to(self, config: PlannerConfig) -> PlannerConfig:
+        """`config` with its horizon set to the bound; copied only when the bound moves."""
+        if self._applied is not None:
+            source, bounded = self._applied
+            if source is config and bounded.horizon_s == self.longest_step_s:
+                return bounded
+        bounded = (
+            config
+            if config.horizon_s == self.longest_step_s
+            else config.model_copy(update={"horizon_s": self.longest_step_s})
+        )
+        self._applied = (config, bounded)
+        return bounded

@@ -143,9 +143,7 @@ class SLOSchedulerMixin(Scheduler):
         slo = RequestSLO.from_request(request)
         request.agentflow_slo = slo  # type: ignore[attr-defined]
         self._step_bound.observe(slo.ttft_ms / 1e3, slo.tpot_ms / 1e3)
-        horizon_s = self._step_bound.longest_step_s
-        if horizon_s != self._step_config.horizon_s:
-            self._step_config = self.planner_config.model_copy(update={"horizon_s": horizon_s})
+        self._step_config = self._step_bound.applied_to(self.planner_config)
         # The priority heap orders by (priority, arrival): milliseconds of deadline make it EDF.
         request.priority = int(slo.deadline_s * 1e3)
         self._write({"event": "add", "request_id": request.request_id, **asdict(slo)})

@@ -240,9 +240,7 @@ class AgentflowPolicy:
             self._step_bound.observe(request.ttft_s, request.tpot_s)
             newest_s = max(newest_s, request.arrival_s)
         self._last_arrival_s = newest_s
-        horizon_s = self._step_bound.longest_step_s
-        if horizon_s != self._step_config.horizon_s:
-            self._step_config = self.config.model_copy(update={"horizon_s": horizon_s})
+        self._step_config = self._step_bound.applied_to(self.config)
 
     @staticmethod
     def _candidates(

@@ -59,9 +59,7 @@ def _capacity(
     profile = get_profile(args.profile)
     spec = get_scenario(scenario)
     tightest_s = min(slo.tpot_ms for slo in spec.slo_by_stage.values()) / 1e3
-    options = PolicyOptions(
-        num_replicas=num_replicas, tightest_tpot_s=tightest_s, max_step_s=2 * tightest_s
-    )
+    options = PolicyOptions(num_replicas=num_replicas, tightest_tpot_s=tightest_s)
     predictor = profile.predictor()
     probes: list[dict[str, Any]] = []
 

@@ -10,7 +10,7 @@ from agentflow.planner.config import PlannerConfig, SpecConfig
 from agentflow.planner.dp import ExactPlanner
 from agentflow.planner.fast import FastPlanner
 from agentflow.planner.fitting import evaluate, mape, r2_score
-from agentflow.planner.horizon import StepBound
+from agentflow.planner.horizon import StepBound, plan_within_bound
 from agentflow.planner.overload import jobs_to_shed
 from agentflow.planner.plan import Planner, make_planner, plan
 from agentflow.planner.predictor import (
@@ -46,6 +46,7 @@ __all__ = [
     "make_planner",
     "mape",
     "plan",
+    "plan_within_bound",
     "r2_score",
     "tier_for_slack",
 ]

@@ -95,6 +95,16 @@ class _Solver:
             np.zeros(k),
         )
 
+    def due_round(self, s: _State, j: int) -> float:
+        """The round due at grid point j, beyond the problem's deadline overhead.
+
+        One decode round of the decoders active before j, less the overhead credit there.
+        """
+        if j == 0:
+            return 0.0
+        credit = self.g.interval_credit(s.tightest[j - 1 : j], j - 1)
+        return float(s.rounds[j - 1] - credit[0])
+
     def extend(self, s: _State, n: int) -> _State | None:
         """Accept job n after state s, or None if that breaks a constraint."""
         self.num_transitions += 1
@@ -110,7 +120,7 @@ class _Solver:
         # The step ending at n's deadline: its overhead and the decoders active just before it.
         due_round = 0.0
         if p.work_s[n] > 0:
-            due_round = p.deadline_overhead_s + (float(s.rounds[jn - 1]) if jn > 0 else 0.0)
+            due_round = p.deadline_overhead_s + self.due_round(s, jn)
         if leftover - due_round < -EPS:
             return None
         a, b = int(g.start_idx[n]), int(g.end_idx[n])
@@ -128,22 +138,27 @@ class _Solver:
         return _State(n, s, s.num_jobs + 1, num_blocks, leftover, load, tightest, supply, rounds)
 
 
-def _dominates(x: _State, y: _State, j: int) -> bool:
-    """Whether state x is at least as good as y for every continuation after grid point j."""
-    r = max(j - 1, 0)  # the round due at point j sits on the interval before it
+def _dominates(solver: _Solver, x: _State, y: _State, j: int) -> bool:
+    """Whether state x is at least as good as y for every continuation after grid point j.
+
+    Past j, looser cadences are better: they add more supply before a deadline than they take
+    from its overhead credit. The round due at j itself sits on the interval before it, where
+    later jobs change nothing, so it is compared as it is.
+    """
     return (
         x.num_blocks <= y.num_blocks
         and x.leftover_s >= y.leftover_s
         and bool(np.all(x.load[j:] <= y.load[j:]))
         and bool(np.all(x.tightest[j:] >= y.tightest[j:]))
-        and bool(np.all(x.rounds[r:] <= y.rounds[r:]))
+        and bool(np.all(x.rounds[j:] <= y.rounds[j:]))
+        and solver.due_round(x, j) <= solver.due_round(y, j)
     )
 
 
-def _insert(bucket: list[_State], child: _State, j: int) -> None:
-    if any(_dominates(y, child, j) for y in bucket):
+def _insert(solver: _Solver, bucket: list[_State], child: _State, j: int) -> None:
+    if any(_dominates(solver, y, child, j) for y in bucket):
         return
-    bucket[:] = [y for y in bucket if not _dominates(child, y, j)]
+    bucket[:] = [y for y in bucket if not _dominates(solver, child, y, j)]
     bucket.append(child)
 
 
@@ -185,7 +200,7 @@ def _run_layers(solver: _Solver, problem: PlanningProblem) -> list[dict[Key, lis
                 for s in states:
                     child = solver.extend(s, n)
                     if child is not None:
-                        _insert(layers[n + 1].setdefault(new_key, []), child, j)
+                        _insert(solver, layers[n + 1].setdefault(new_key, []), child, j)
         if problem.is_old[n]:
             last_old = n
     return layers

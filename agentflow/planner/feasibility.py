@@ -1,7 +1,9 @@
 """Reference feasibility check of an admitted set under the fluid EDF model (see problem.py).
 
 Straightforward and independent of the planners' incremental bookkeeping: the planners are
-tested against it, and the brute-force oracle in the tests is built on it.
+tested against it, and the brute-force oracle in the tests is built on it. It evaluates the
+admitted set on the problem's whole grid, as the planners do: the deadline steps' overhead
+credit counts the interval just before each deadline, so it depends on where intervals end.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from agentflow.planner.grid import build_grid
 from agentflow.planner.problem import PlanningProblem
 from agentflow.planner.step_plan import Rejection
 
@@ -37,11 +40,10 @@ def check_admission(problem: PlanningProblem, admitted: npt.NDArray[np.bool_]) -
         return Verdict(False, Rejection.MEMORY)
     if len(idx) == 0:
         return Verdict(True)
-    deadline = problem.deadline_s[idx]
-    start, end = problem.load_start_s[idx], problem.load_end_s[idx]
-    points = np.unique(np.concatenate(([0.0], deadline, start, end)))
-    a, b = np.searchsorted(points, start), np.searchsorted(points, end)
-    num_intervals = len(points) - 1
+    grid = build_grid(problem)
+    points, dt = grid.points_s, grid.dt_s
+    a, b = grid.start_idx[idx], grid.end_idx[idx]
+    num_intervals = grid.num_intervals
 
     load = np.zeros(num_intervals + 1)
     np.add.at(load, a, problem.load[idx])
@@ -54,22 +56,24 @@ def check_admission(problem: PlanningProblem, admitted: npt.NDArray[np.bool_]) -
     is_active = np.cumsum(active, axis=1)[:, :num_intervals] > 0.5
     is_active[-1, :] = True  # the idle level is the fallback
     tightest = np.argmax(is_active, axis=0)
-    rate = 1.0 - problem.base_s / problem.periods_s[tightest] - load
+    rate = 1.0 - problem.base_s * grid.inv_periods[tightest] - load
     if np.any(rate < -EPS):
         return Verdict(False, Rejection.COMPUTE)
 
-    supply = np.concatenate(([0.0], np.cumsum(rate * np.diff(points))))
+    supply = np.concatenate(([0.0], np.cumsum(rate * dt)))
     demand = np.zeros(len(points))
-    np.add.at(demand, np.searchsorted(points, deadline), problem.work_s[idx])
-    # The step ending at each point: its overhead and one decode round of the decoders
-    # active just before it.
+    np.add.at(demand, grid.deadline_idx[idx], problem.work_s[idx])
+    # The step ending at each point: its overhead (less what the fluid share already paid in
+    # the interval before it) and one decode round of the decoders active just before it.
     rounds = np.zeros(num_intervals + 1)
     np.add.at(rounds, a, problem.decode_cost_s[idx])
     np.add.at(rounds, b, -problem.decode_cost_s[idx])
-    rounds = problem.deadline_overhead_s + np.concatenate(
-        ([0.0], np.cumsum(rounds)[:num_intervals])
+    rounds = (
+        problem.deadline_overhead_s
+        + np.concatenate(([0.0], np.cumsum(rounds)[:num_intervals]))
+        - grid.overhead_credit(tightest)
     )
-    due = np.searchsorted(points, deadline[~problem.is_decoding[idx]])
+    due = grid.deadline_idx[idx][~problem.is_decoding[idx]]
     margin = (supply - np.cumsum(demand) - rounds)[due]
     if np.any(margin < -EPS):
         return Verdict(False, Rejection.COMPUTE)

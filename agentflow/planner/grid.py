@@ -30,6 +30,29 @@ class Grid:
     """Prefill supply rate with no decoder active."""
     inv_periods: FloatArray
     """1 / cadence per level (the last level is idle)."""
+    base_s: float
+    """Per-step overhead."""
+    overlap_s: FloatArray
+    """Per interval: how much of the last `base_s` before its end it covers (min(dt, base))."""
+
+    def overhead_credit(self, tightest: IntArray) -> FloatArray:
+        """Per breakpoint: the deadline step's overhead already paid above the idle share.
+
+        The step that ends at a breakpoint lasts at least `base_s`, so it covers the last
+        `overlap_s` of the interval before the breakpoint, where the fluid rate charged overhead
+        at that interval's tightest cadence instead of the idle one. The problem's
+        `deadline_overhead_s` assumes the idle share throughout; this is what it overcharges.
+        A tighter cadence raises the credit by less than it lowers the supply before the
+        breakpoint, so adding a decoder never raises a margin.
+        """
+        return np.concatenate(([0.0], self.interval_credit(tightest)))
+
+    def interval_credit(self, tightest: IntArray, start: int = 0) -> FloatArray:
+        """`overhead_credit` at the end of intervals start, start + 1, ... (levels `tightest`)."""
+        extra = self.inv_periods[tightest] - self.inv_periods[-1]
+        overlap = self.overlap_s[start : start + len(tightest)]
+        credit: FloatArray = self.base_s * overlap * extra
+        return credit
 
     @property
     def num_intervals(self) -> int:
@@ -57,4 +80,6 @@ def build_grid(problem: PlanningProblem) -> Grid:
         end_idx=np.searchsorted(points, end_s).astype(np.int64),
         idle_rate=1.0 - problem.base_s * float(inv_periods[-1]),
         inv_periods=inv_periods,
+        base_s=problem.base_s,
+        overlap_s=np.minimum(np.diff(points), problem.base_s),
     )

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from agentflow.planner.config import PlannerConfig
+from agentflow.planner.plan import Planner
+from agentflow.planner.predictor import StepTimePredictor
+from agentflow.planner.request import PlanRequest
+from agentflow.planner.step_plan import StepPlan
 
-__all__ = ["StepBound"]
+__all__ = ["StepBound", "plan_within_bound"]
 
 
 class StepBound:
@@ -53,3 +58,41 @@ class StepBound:
         )
         self._applied = (config, bounded)
         return bounded
+
+
+def plan_within_bound(
+    planner: Planner,
+    now_s: float,
+    running: Sequence[PlanRequest],
+    waiting: Sequence[PlanRequest],
+    predictor: StepTimePredictor,
+    bounded: PlannerConfig,
+    widest: PlannerConfig,
+) -> StepPlan:
+    """Plan with steps bounded by `StepBound`, and go past the bound only to admit more.
+
+    The bound protects the first token of a short prompt that may arrive during the step; it
+    costs overhead, since every step pays its fixed cost. When the bounded plan turns a
+    request away, or finds the admitted set itself infeasible, longer steps (up to `widest`'s
+    horizon) are tried: their plan is kept if it is feasible and admits more requests, or
+    the bounded one was overloaded. A request known to be waiting outweighs one that might
+    arrive.
+
+    Args:
+        planner: the planner to call (once, or twice when the bound turns a request away).
+        now_s: current time.
+        running: requests in the engine's running set.
+        waiting: requests not started yet.
+        predictor: step-time model of the engine.
+        bounded: the config with the horizon `StepBound` allows.
+        widest: the same config with the longest horizon ever allowed.
+    """
+    plan = planner.plan(now_s, running, waiting, predictor, bounded)
+    if bounded.horizon_s >= widest.horizon_s or not (plan.best_effort_ids or plan.is_overloaded):
+        return plan
+    wide = planner.plan(now_s, running, waiting, predictor, widest)
+    if wide.is_overloaded:
+        return plan
+    if plan.is_overloaded or len(wide.admitted_ids) > len(plan.admitted_ids):
+        return wide
+    return plan

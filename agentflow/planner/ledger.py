@@ -87,7 +87,7 @@ class Ledger:
         self.load = per_interval(problem.load[jobs])
         self.rate = 1.0 - self.base_s * self.inv_periods[self.tightest] - self.load
         rounds = np.concatenate(([0.0], per_interval(problem.decode_cost_s[jobs])))
-        self.rounds = problem.deadline_overhead_s + rounds
+        self.rounds = problem.deadline_overhead_s + rounds - grid.overhead_credit(self.tightest)
         demand = np.zeros(k + 1)
         np.add.at(demand, grid.deadline_idx[jobs], problem.work_s[jobs])
         supply = np.concatenate(([0.0], np.cumsum(self.rate * self.dt)))
@@ -142,7 +142,8 @@ class Ledger:
         delta, new_tight = self._rate_change(load, level, a, b)
         new_rate = self.rate[a:b] + delta
         cum = self._supply_change(delta, a, b)
-        shift = cum - cost
+        round_change = cost - self._credit_change(a, b, new_tight)
+        shift = cum - round_change
         if not force and (
             new_rate.min() < -EPS
             or (self.margin[a + 1 : b + 1] + shift).min() < work - EPS
@@ -154,16 +155,23 @@ class Ledger:
             self.tightest[a:b] = new_tight
         self.load[a:b] += load
         self.active[level, a:b] += 1
-        self._shift(cum, cost, a, b)
+        self._shift(cum, round_change, a, b)
         self._commit_work(work, d)
         return True
 
-    def _shift(self, cum: FloatArray, cost: float, a: int, b: int) -> None:
-        """Apply a supply change `cum` at a+1..b (constant after) and a decode round `cost`."""
+    def _credit_change(self, a: int, b: int, new_tight: IntArray | None) -> float | FloatArray:
+        """Change of the deadline steps' overhead credit at a+1..b for new levels on [a, b)."""
+        if new_tight is None:
+            return 0.0
+        old = self.grid.interval_credit(self.tightest[a:b], a)
+        return self.grid.interval_credit(new_tight, a) - old
+
+    def _shift(self, cum: FloatArray, round_change: float | FloatArray, a: int, b: int) -> None:
+        """Apply a supply change `cum` at a+1..b (constant after) and a round change there."""
         self.slack[a + 1 : b + 1] += cum
         self.slack[b + 1 :] += cum[-1]
-        self.rounds[a + 1 : b + 1] += cost
-        self.margin[a + 1 : b + 1] += cum - cost
+        self.rounds[a + 1 : b + 1] += round_change
+        self.margin[a + 1 : b + 1] += cum - round_change
         self.margin[b + 1 :] += cum[-1]
 
     def _commit_work(self, work: float, d: int) -> None:
@@ -185,9 +193,10 @@ class Ledger:
             new_tight = np.argmax(self.active[:, a:b] > 0, axis=0)
             new_rate = 1.0 - self.base_s * self.inv_periods[new_tight] - self.load[a:b]
             cum = np.cumsum((new_rate - self.rate[a:b]) * self.dt[a:b])
+            round_change = -cost - self._credit_change(a, b, new_tight)
             self.rate[a:b] = new_rate
             self.tightest[a:b] = new_tight
-            self._shift(cum, -cost, a, b)
+            self._shift(cum, round_change, a, b)
         self._commit_work(-work, d)
 
 

@@ -13,7 +13,11 @@
 #       <= the integral of rho. Steps are discrete: the step that ends at a deadline still
 #       carries every due decode and its own overhead, of which the fluid share has paid only
 #       r * base_s / p for a step of length r >= base_s. The unpaid rest is charged once per
-#       deadline checked, not once per prompt: the share already pays for the earlier steps;
+#       deadline checked, not once per prompt: the share already pays for the earlier steps.
+#       `deadline_overhead_s` is that rest at the idle share; where decoders set a tighter
+#       cadence in the interval just before the deadline, the step's last min(base_s, interval)
+#       seconds were charged at that cadence, and the difference is credited back
+#       (`Grid.overhead_credit`);
 #   (3) their KV blocks fit; (4) they fit in max_num_seqs.
 # A prefilling job decodes from its TTFT deadline (decode credit starts there) until its last
 # token is due. A decoder ahead of schedule adds no load until its next token's interval

@@ -193,14 +193,15 @@ def bisect_capacity(
 def policy_options_for(scenario: Scenario, settings: CapacitySettings) -> PolicyOptions:
     """The simulated engines' options for a capacity search.
 
-    Steps are sized to the scenario's tightest TPOT (at most two of them per step); replicas
-    and seed come from `settings`.
+    Sarathi-Serve's budget is tuned to the scenario's tightest TPOT. agentflow keeps the
+    default horizon: its steps are bounded by the budgets of recent arrivals (`StepBound`:
+    at most two of the tightest TPOT) and go past that only to admit more
+    (`plan_within_bound`). Replicas and seed come from `settings`.
     """
     tightest_s = min(slo.tpot_ms for slo in scenario.slo_by_stage.values()) / 1e3
     return PolicyOptions(
         num_replicas=settings.num_replicas,
         tightest_tpot_s=tightest_s,
-        max_step_s=2 * tightest_s,
         seed=settings.seed,
     )
 

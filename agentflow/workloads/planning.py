@@ -57,7 +57,6 @@ def plan_replicas(
         options = PolicyOptions(
             num_replicas=num_replicas,
             tightest_tpot_s=tightest_s,
-            max_step_s=2 * tightest_s,
             seed=settings.seed,
         )
         probes[num_replicas] = probe(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow.planner import StepBound
+from agentflow.planner import StepBound, make_planner, plan, plan_within_bound
+
+from .factories import PREDICTOR, make_config, make_request
 
 
 def test_no_arrival_yet_leaves_the_horizon():
@@ -32,3 +34,50 @@ def test_a_tight_request_stops_counting_once_it_leaves_the_window():
     assert bound.longest_step_s == pytest.approx(0.05)
     bound.observe(ttft_s=1.0, tpot_s=1.0)
     assert bound.longest_step_s == pytest.approx(0.5)
+
+
+class _CountingPlanner:
+    def __init__(self) -> None:
+        self.horizons: list[float] = []
+
+    def plan(self, now_s, running, waiting, predictor, config):
+        self.horizons.append(config.horizon_s)
+        return make_planner("fast").plan(now_s, running, waiting, predictor, config)
+
+
+def _bounded_and_widest(bound_s: float):
+    widest = make_config(horizon_s=1.0)
+    return widest.model_copy(update={"horizon_s": bound_s}), widest
+
+
+def test_a_request_short_steps_would_turn_away_is_admitted_with_longer_steps():
+    # Short steps pay their fixed cost many times over a long prompt: within its TTFT it only
+    # fits in a few long steps.
+    ttft_s = 1.3 * PREDICTOR.isolated_prefill_s(1500)
+    prompt = make_request("long", num_prompt_tokens=1500, ttft_s=ttft_s)
+    bounded, widest = _bounded_and_widest(2.2 * PREDICTOR.base_s)
+    assert plan(0.0, [], [prompt], PREDICTOR, bounded).best_effort_ids == ("long",)
+    planner = _CountingPlanner()
+    step = plan_within_bound(planner, 0.0, [], [prompt], PREDICTOR, bounded, widest)
+    assert step.admitted_ids == ("long",)
+    assert planner.horizons == [bounded.horizon_s, 1.0]
+
+
+def test_the_bounded_plan_stands_when_it_admits_everyone():
+    prompt = make_request("short", num_prompt_tokens=64, ttft_s=1.0)
+    bounded, widest = _bounded_and_widest(0.1)
+    planner = _CountingPlanner()
+    step = plan_within_bound(planner, 0.0, [], [prompt], PREDICTOR, bounded, widest)
+    assert step.admitted_ids == ("short",)
+    assert planner.horizons == [0.1]
+
+
+def test_longer_steps_that_admit_no_more_leave_the_bounded_plan():
+    # Infeasible at any step length: its TTFT is below its isolated prefill time.
+    hopeless = make_request("x", num_prompt_tokens=1500, ttft_s=0.01)
+    bounded, widest = _bounded_and_widest(0.1)
+    planner = _CountingPlanner()
+    step = plan_within_bound(planner, 0.0, [], [hopeless], PREDICTOR, bounded, widest)
+    assert step.best_effort_ids == ("x",)
+    assert step.step_time_budget_s <= 0.1
+    assert planner.horizons == [0.1, 1.0]

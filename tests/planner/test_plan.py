@@ -17,6 +17,7 @@ from agentflow.planner import (
     make_planner,
     plan,
 )
+from agentflow.planner.grid import Grid
 
 from .factories import PREDICTOR, instance_strategy, make_config, make_decoder, make_request
 
@@ -66,6 +67,39 @@ def test_best_effort_decoders_that_missed_an_slo_are_not_promoted():
     step = plan(now, [behind, late_first, on_time], [], PREDICTOR, make_config())
     assert step.newly_admitted_ids == ("on_time",)
     assert step.reason_by_id == {"behind": Rejection.LATE, "late_first": Rejection.LATE}
+
+
+def _tightest_admissible_ttft_ms(planner: str) -> int:
+    """Smallest TTFT (whole ms) at which a 256-token prompt joins three 50 ms decoders."""
+    decoders = [make_decoder(f"d{i}", 0.0, slack_s=0.05) for i in range(3)]
+    for ttft_ms in range(20, 2000):
+        prompt = make_request("p", ttft_s=ttft_ms / 1e3, num_prompt_tokens=256)
+        if (
+            "p"
+            in plan(0.0, decoders, [prompt], PREDICTOR, make_config(planner=planner)).admitted_ids
+        ):
+            return ttft_ms
+    raise AssertionError("never admitted")
+
+
+@pytest.mark.parametrize("planner", PLANNERS)
+def test_the_deadline_step_is_not_charged_overhead_the_decoders_cadence_already_paid(
+    planner, monkeypatch
+):
+    # Decoders on a 50 ms cadence make the fluid model charge a step's overhead every 50 ms.
+    # The step that ends at the prompt's deadline lasts at least `base_s`, all of it inside
+    # that cadence, so only base_s * (1 - base_s / cadence) of its overhead is still unpaid:
+    # the prompt is admitted on a shorter TTFT than if the idle share were assumed.
+    credited = _tightest_admissible_ttft_ms(planner)
+    monkeypatch.setattr(Grid, "interval_credit", lambda self, tightest, start=0: 0.0 * tightest)
+    uncredited = _tightest_admissible_ttft_ms(planner)
+    base_s = PREDICTOR.base_s
+    config = make_config()
+    idle_s = min(config.horizon_s, PREDICTOR.isolated_prefill_s(config.max_num_batched_tokens))
+    cadence_s = 0.05 - config.tier_margin_s
+    credit_s = base_s * base_s * (1 / cadence_s - 1 / idle_s)
+    rate = 1 - base_s / cadence_s  # about: the decoders' own load is small
+    assert uncredited - credited >= 0.8 * credit_s / rate * 1e3
 
 
 @pytest.mark.parametrize("planner", PLANNERS)

@@ -44,6 +44,7 @@ from agentflow.planner import (
     chunk_context_tokens,
     jobs_to_shed,
     make_planner,
+    plan_within_bound,
 )
 
 __all__ = ["RequestSLO", "SLOAsyncScheduler", "SLOScheduler", "SLOSchedulerMixin"]
@@ -172,7 +173,7 @@ class SLOSchedulerMixin(Scheduler):
             running = [self._plan_request(r, now_s) for r in self.running]
             waiting = [self._plan_request(r, now_s) for r in self.waiting]
             config = self._step_config
-            plan = self.planner.plan(now_s, running, waiting, self.predictor, config)
+            plan = self._plan_bounded(now_s, running, waiting)
             if plan.is_overloaded:
                 # The admitted set no longer fits: give up what does not, rather than turn
                 # every arrival away until it drains.
@@ -182,7 +183,7 @@ class SLOSchedulerMixin(Scheduler):
                     self._write({"event": "shed", "request_ids": list(shed)})
                     running = [self._demoted(r) for r in running]
                     waiting = [self._demoted(r) for r in waiting]
-                    plan = self.planner.plan(now_s, running, waiting, self.predictor, config)
+                    plan = self._plan_bounded(now_s, running, waiting)
         except Exception:  # a planner bug must not stall serving: fall back to EDF this step
             logger.exception("agentflow planner failed; serving this step in deadline order")
             return None
@@ -201,6 +202,20 @@ class SLOSchedulerMixin(Scheduler):
                 }
             )
         return plan
+
+    def _plan_bounded(
+        self, now_s: float, running: list[PlanRequest], waiting: list[PlanRequest]
+    ) -> StepPlan:
+        assert self.planner is not None
+        return plan_within_bound(
+            self.planner,
+            now_s,
+            running,
+            waiting,
+            self.predictor,
+            self._step_config,
+            self.planner_config,
+        )
 
     def _plan_request(self, request: Request, now_s: float) -> PlanRequest:
         """The planner's view of `request`; an admitted request whose SLO is lost is demoted.

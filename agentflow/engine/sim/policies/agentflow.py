@@ -21,7 +21,8 @@ admitted it, else best-effort. Waiting best-effort requests are re-offered to th
 every step until their TTFT deadline passes, so they are promoted as soon as they fit; late
 ones stay best-effort without costing planner time. An admitted request whose SLO is already
 lost is demoted, an infeasible admitted set is cut back (`jobs_to_shed`) and re-planned, and
-the planned step is bounded by the budgets of recent arrivals (`StepBound`). This mirrors the
+the planned step is bounded by the budgets of recent arrivals (`StepBound`) unless a longer
+one admits more (`plan_within_bound`). This mirrors the
 vLLM scheduler mixin in `agentflow.engine.vllm.scheduler`, which applies the same plan inside
 vLLM.
 """
@@ -42,6 +43,7 @@ from agentflow.planner import (
     StepTimePredictor,
     chunk_context_tokens,
     jobs_to_shed,
+    plan_within_bound,
 )
 
 __all__ = ["AgentflowPolicy", "to_plan_request"]
@@ -252,8 +254,15 @@ class AgentflowPolicy:
         )
 
     def _plan(self, running: list[SimRequest], waiting: list[SimRequest], now_s: float) -> StepPlan:
-        return self.planner.plan(
-            now_s, *self._candidates(running, waiting, now_s), self.predictor, self._step_config
+        running_jobs, waiting_jobs = self._candidates(running, waiting, now_s)
+        return plan_within_bound(
+            self.planner,
+            now_s,
+            running_jobs,
+            waiting_jobs,
+            self.predictor,
+            self._step_config,
+            self.config,
         )
 
     def _spare_cap(self, layout: _Layout) -> int:

@@ -15,6 +15,11 @@ reports attainment and goodput per rate. That is the mode for bursty arrivals: a
 Azure code trace packs 22 of 72 requests into 2 s at a mean of 1 req/s, so capacity at 90 %
 sits near 0.2 req/s, where one bisection probe alone takes minutes of wall time.
 
+The step-time model (which also sets the TTFT budgets) is fitted at the start of a full run:
+this shared machine's speed drifts by 20 % and more within an hour, and a profile fitted
+earlier makes the budgets and the planner describe another machine (`--no-calibrate` uses the
+cached `agentflow profile` fit, as `--quick` does).
+
 Rerun: `.venv/bin/python benchmarks/capacity.py --backend vllm [--quick]` (Poisson, bisection;
 writes capacity_vllm[_quick].json and .png) and
 `.venv/bin/python benchmarks/capacity.py --backend vllm --arrivals bursty --rates 0.5 1 2`
@@ -36,7 +41,9 @@ import anyio
 import numpy as np
 
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+from agentflow.engine.vllm.profiling import fit_now
 from agentflow.models import resolve_model
+from agentflow.planner import StepTimePredictor
 from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
 from agentflow.workloads.capacity import ProbeResult, bisect_capacity
 from agentflow.workloads.cpu_mix import CLASSES, at_rate, build_workload
@@ -74,15 +81,23 @@ def score(outcomes: list[ReplayOutcome], rate_rps: float, wall_s: float) -> Prob
     )
 
 
-async def capacity_of(
-    policy: str, model: Path, workload: list[TraceRequest], args: argparse.Namespace
-) -> dict[str, Any]:
-    config = VLLMEngineConfig(
+def engine_config(model: Path, policy: str = "fcfs") -> VLLMEngineConfig:
+    """The engine every policy runs on (and the step-time model is fitted on)."""
+    return VLLMEngineConfig(
         model=model, policy=policy, kv_cache_mib=512, max_num_seqs=64, max_num_batched_tokens=512
     )
+
+
+async def capacity_of(
+    policy: str,
+    model: Path,
+    workload: list[TraceRequest],
+    args: argparse.Namespace,
+    predictor: StepTimePredictor | None,
+) -> dict[str, Any]:
     salts = itertools.count()
     details: list[dict[str, Any]] = []
-    async with VLLMEngine(config) as engine:
+    async with VLLMEngine(engine_config(model, policy), predictor=predictor) as engine:
 
         async def evaluate_async(rate_rps: float) -> ProbeResult:
             started = time.monotonic()
@@ -146,10 +161,14 @@ async def capacity_of(
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     model = resolve_model(args.model)
     workload = build_workload(args.requests, args.arrivals, args.seed)
+    # One model for every policy: it sets the TTFT budgets (a multiple of the predicted
+    # isolated prefill), which must not differ between the policies compared. Fitted with the
+    # planner on, as agentflow's real steps include planning.
+    predictor = await fit_now(engine_config(model), planner="fast") if args.calibrate else None
     results = {}
     for policy in args.policies:
         print(f"{policy}: {'probing' if args.rates else 'bisecting capacity'}", flush=True)
-        results[policy] = await capacity_of(policy, model, workload, args)
+        results[policy] = await capacity_of(policy, model, workload, args, predictor)
     return results
 
 
@@ -164,7 +183,16 @@ def main() -> None:
     parser.add_argument(
         "--rates", nargs="+", type=_positive_rate, default=None, help="probe only these rates"
     )
+    parser.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fit the step-time model at the start (default: on, off with --quick: then the"
+        " cached `agentflow profile` fit is used)",
+    )
     args = parser.parse_args()
+    if args.calibrate is None:
+        args.calibrate = not args.quick
     args.requests = 30 if args.quick else 72
     args.resolution = 0.25 if args.quick else 0.05
     args.start_rps = 2.0
@@ -239,6 +267,9 @@ def _write_results(
         "model": resolve_model(args.model).name,
         "arrivals": args.arrivals,
         "requests_per_probe": args.requests,
+        "step_time_model": "fitted at the start of the run (quick grid, planner on)"
+        if args.calibrate
+        else "the cached `agentflow profile` fit",
         "slo_scale": "CPU: tight TPOT 50 ms, loose 150 ms; TTFT 3x/5x isolated prefill",
         "classes": [asdict(c) for c in CLASSES],
         **fields,

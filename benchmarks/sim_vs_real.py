@@ -30,10 +30,9 @@ from agentflow.engine.sim.request import RequestSpec
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
 from agentflow.engine.vllm.config import PlannerName
 from agentflow.engine.vllm.profile_store import load_profile
-from agentflow.engine.vllm.profiling import ProfileGrid, measure_steps
+from agentflow.engine.vllm.profiling import fit_now
 from agentflow.metrics.attainment import judge_slo
 from agentflow.models import resolve_model
-from agentflow.planner import StepTimePredictor
 from agentflow.runtime.replay import ReplayOutcome, replay
 from agentflow.workloads.cpu_mix import at_rate, build_workload
 
@@ -102,11 +101,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             # This machine's speed drifts by 20 % and more within an hour (a shared VM): a
             # profile fitted earlier would be judged instead of the simulator. Fit one now.
             planner: PlannerName = "fast" if policy == "agentflow" else "none"
-            samples = await measure_steps(
-                VLLMEngineConfig(model=model), ProfileGrid.quick(), planner=planner
-            )
-            fitted = StepTimePredictor.fit(samples)
-            print(f"{policy}: calibrated on {len(samples)} steps measured now (planner {planner})")
+            fitted = await fit_now(VLLMEngineConfig(model=model), planner=planner)
         else:
             fitted = cached
         profile = dataclasses.replace(cpu_profile(), pieces=fitted.pieces)

@@ -22,7 +22,7 @@ import anyio
 from agentflow.engine.interface import GenerationRequest
 from agentflow.engine.vllm.config import PlannerName, VLLMEngineConfig
 from agentflow.engine.vllm.engine import VLLMEngine
-from agentflow.planner import StepSample
+from agentflow.planner import StepSample, StepTimePredictor
 
 __all__ = ["ProfileGrid", "measure_steps", "split_samples"]
 
@@ -146,3 +146,16 @@ def split_samples(
     random.Random(seed).shuffle(shuffled)
     cut = int(len(shuffled) * (1 - held_out))
     return shuffled[:cut], shuffled[cut:]
+
+
+async def fit_now(config: VLLMEngineConfig, *, planner: PlannerName = "none") -> StepTimePredictor:
+    """Fit a step-time model on the quick grid, measured now (about a minute on 2 cores).
+
+    For benchmarks on a shared machine, whose speed drifts by 20 % and more within an hour: a
+    profile fitted earlier would make the SLO budgets (TTFT is a multiple of the predicted
+    isolated prefill) and the planner's model describe another machine than the one measured.
+    """
+    samples = await measure_steps(config, ProfileGrid.quick(), planner=planner)
+    fitted = StepTimePredictor.fit(samples)
+    print(f"step-time model fitted on {len(samples)} steps measured now (planner {planner})")
+    return fitted

@@ -108,7 +108,9 @@ async def measure_steps(
     """
     with tempfile.TemporaryDirectory(prefix="agentflow-profile-") as tmp:
         trace = Path(tmp) / "steps.jsonl"
-        profiling = config.model_copy(update={"trace_path": trace, "planner": planner})
+        # Steps are timed by our scheduler class, whatever policy `config` serves with.
+        update = {"trace_path": trace, "planner": planner, "policy": "agentflow"}
+        profiling = config.model_copy(update=update)
         async with VLLMEngine(profiling) as engine:
             # Warm-up: the first step of each new shape pays one-off allocations; run every
             # prefill length and the largest decode batch once, then drop those steps.

@@ -9,7 +9,7 @@ from agentflow.planner.config import PlannerConfig
 from agentflow.planner.plan import Planner
 from agentflow.planner.predictor import StepTimePredictor
 from agentflow.planner.request import PlanRequest
-from agentflow.planner.step_plan import StepPlan
+from agentflow.planner.step_plan import Rejection, StepPlan
 
 __all__ = ["StepBound", "plan_within_bound"]
 
@@ -88,7 +88,9 @@ def plan_within_bound(
         widest: the same config with the longest horizon ever allowed.
     """
     plan = planner.plan(now_s, running, waiting, predictor, bounded)
-    if bounded.horizon_s >= widest.horizon_s or not (plan.best_effort_ids or plan.is_overloaded):
+    # A late request is never admitted, whatever the step length: no second plan for it.
+    turned_away = any(reason is not Rejection.LATE for reason in plan.reason_by_id.values())
+    if bounded.horizon_s >= widest.horizon_s or not (turned_away or plan.is_overloaded):
         return plan
     wide = planner.plan(now_s, running, waiting, predictor, widest)
     if wide.is_overloaded:

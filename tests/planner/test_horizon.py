@@ -81,3 +81,12 @@ def test_longer_steps_that_admit_no_more_leave_the_bounded_plan():
     assert step.best_effort_ids == ("x",)
     assert step.step_time_budget_s <= 0.1
     assert planner.horizons == [0.1, 1.0]
+
+
+def test_a_request_already_late_does_not_cost_a_second_plan():
+    late = make_request("late", arrival_s=0.0, ttft_s=0.2)
+    bounded, widest = _bounded_and_widest(0.1)
+    planner = _CountingPlanner()
+    step = plan_within_bound(planner, 1.0, [], [late], PREDICTOR, bounded, widest)
+    assert step.best_effort_ids == ("late",)
+    assert planner.horizons == [0.1]

@@ -45,9 +45,18 @@ class _CountingPlanner:
         return make_planner("fast").plan(now_s, running, waiting, predictor, config)
 
 
-def _bounded_and_widest(bound_s: float):
-    widest = make_config(horizon_s=1.0)
-    return widest.model_copy(update={"horizon_s": bound_s}), widest
+def _bounded(bound_s: float):
+    return make_config(horizon_s=1.0).model_copy(update={"horizon_s": bound_s})
+
+
+def _plan_waiting(request, bound_s: float, now_s: float = 0.0):
+    """Plan one waiting request within `bound_s` (widest horizon 1 s); the plan and the
+    horizons the planner was called with."""
+    planner = _CountingPlanner()
+    step = plan_within_bound(
+        planner, now_s, [], [request], PREDICTOR, _bounded(bound_s), make_config(horizon_s=1.0)
+    )
+    return step, planner.horizons
 
 
 def test_a_request_short_steps_would_turn_away_is_admitted_with_longer_steps():
@@ -55,38 +64,30 @@ def test_a_request_short_steps_would_turn_away_is_admitted_with_longer_steps():
     # fits in a few long steps.
     ttft_s = 1.3 * PREDICTOR.isolated_prefill_s(1500)
     prompt = make_request("long", num_prompt_tokens=1500, ttft_s=ttft_s)
-    bounded, widest = _bounded_and_widest(2.2 * PREDICTOR.base_s)
-    assert plan(0.0, [], [prompt], PREDICTOR, bounded).best_effort_ids == ("long",)
-    planner = _CountingPlanner()
-    step = plan_within_bound(planner, 0.0, [], [prompt], PREDICTOR, bounded, widest)
+    bound_s = 2.2 * PREDICTOR.base_s
+    assert plan(0.0, [], [prompt], PREDICTOR, _bounded(bound_s)).best_effort_ids == ("long",)
+    step, horizons = _plan_waiting(prompt, bound_s)
     assert step.admitted_ids == ("long",)
-    assert planner.horizons == [bounded.horizon_s, 1.0]
+    assert horizons == [bound_s, 1.0]
 
 
 def test_the_bounded_plan_stands_when_it_admits_everyone():
-    prompt = make_request("short", num_prompt_tokens=64, ttft_s=1.0)
-    bounded, widest = _bounded_and_widest(0.1)
-    planner = _CountingPlanner()
-    step = plan_within_bound(planner, 0.0, [], [prompt], PREDICTOR, bounded, widest)
+    step, horizons = _plan_waiting(make_request("short", num_prompt_tokens=64, ttft_s=1.0), 0.1)
     assert step.admitted_ids == ("short",)
-    assert planner.horizons == [0.1]
+    assert horizons == [0.1]
 
 
 def test_longer_steps_that_admit_no_more_leave_the_bounded_plan():
     # Infeasible at any step length: its TTFT is below its isolated prefill time.
     hopeless = make_request("x", num_prompt_tokens=1500, ttft_s=0.01)
-    bounded, widest = _bounded_and_widest(0.1)
-    planner = _CountingPlanner()
-    step = plan_within_bound(planner, 0.0, [], [hopeless], PREDICTOR, bounded, widest)
+    step, horizons = _plan_waiting(hopeless, 0.1)
     assert step.best_effort_ids == ("x",)
     assert step.step_time_budget_s <= 0.1
-    assert planner.horizons == [0.1, 1.0]
+    assert horizons == [0.1, 1.0]
 
 
 def test_a_request_already_late_does_not_cost_a_second_plan():
     late = make_request("late", arrival_s=0.0, ttft_s=0.2)
-    bounded, widest = _bounded_and_widest(0.1)
-    planner = _CountingPlanner()
-    step = plan_within_bound(planner, 1.0, [], [late], PREDICTOR, bounded, widest)
+    step, horizons = _plan_waiting(late, 0.1, now_s=1.0)
     assert step.best_effort_ids == ("late",)
-    assert planner.horizons == [0.1]
+    assert horizons == [0.1]

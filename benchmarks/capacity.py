@@ -81,7 +81,7 @@ def score(outcomes: list[ReplayOutcome], rate_rps: float, wall_s: float) -> Prob
     )
 
 
-def engine_config(model: Path, policy: str = "fcfs") -> VLLMEngineConfig:
+def engine_config(model: Path, policy: str) -> VLLMEngineConfig:
     """The engine every policy runs on (and the step-time model is fitted on)."""
     return VLLMEngineConfig(
         model=model, policy=policy, kv_cache_mib=512, max_num_seqs=64, max_num_batched_tokens=512
@@ -164,7 +164,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # One model for every policy: it sets the TTFT budgets (a multiple of the predicted
     # isolated prefill), which must not differ between the policies compared. Fitted with the
     # planner on, as agentflow's real steps include planning.
-    predictor = await fit_now(engine_config(model), planner="fast") if args.calibrate else None
+    fit_config = engine_config(model, "agentflow")
+    predictor = await fit_now(fit_config, planner="fast") if args.calibrate else None
     results = {}
     for policy in args.policies:
         print(f"{policy}: {'probing' if args.rates else 'bisecting capacity'}", flush=True)

@@ -88,9 +88,10 @@ def plan_within_bound(
         widest: the same config with the longest horizon ever allowed.
     """
     plan = planner.plan(now_s, running, waiting, predictor, bounded)
-    # A late request is never admitted, whatever the step length: no second plan for it.
-    turned_away = any(reason is not Rejection.LATE for reason in plan.reason_by_id.values())
-    if bounded.horizon_s >= widest.horizon_s or not (turned_away or plan.is_overloaded):
+    # Longer steps only add compute: a request turned away for memory, the sequence cap or
+    # lateness stays out whatever the step length, so it costs no second plan.
+    short_of_compute = any(r is Rejection.COMPUTE for r in plan.reason_by_id.values())
+    if bounded.horizon_s >= widest.horizon_s or not (short_of_compute or plan.is_overloaded):
         return plan
     wide = planner.plan(now_s, running, waiting, predictor, widest)
     if wide.is_overloaded:

@@ -91,3 +91,14 @@ def test_a_request_already_late_does_not_cost_a_second_plan():
     step, horizons = _plan_waiting(late, 0.1, now_s=1.0)
     assert step.best_effort_ids == ("late",)
     assert horizons == [0.1]
+
+
+def test_a_request_turned_away_for_memory_does_not_cost_a_second_plan():
+    big = make_request("big", num_prompt_tokens=256, max_output_tokens=64)
+    planner = _CountingPlanner()
+    config = make_config(kv_blocks_total=4)  # 20 blocks needed
+    step = plan_within_bound(
+        planner, 0.0, [], [big], PREDICTOR, config.model_copy(update={"horizon_s": 0.1}), config
+    )
+    assert step.best_effort_ids == ("big",)
+    assert planner.horizons == [0.1]

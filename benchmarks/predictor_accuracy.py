@@ -28,18 +28,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _predict_ms(predictor: StepTimePredictor, samples: list[StepSample]) -> np.ndarray:
-    return np.array(
-        [
-            predictor.step_time_s(
-                s.num_prefill_tokens,
-                s.num_decode_reqs,
-                s.num_context_tokens,
-                num_prefill_pairs=s.num_prefill_pairs,
-            )
-            * 1e3
-            for s in samples
-        ]
-    )
+    return np.array([predictor.predict_s(s) * 1e3 for s in samples])
 
 
 def _scores(predictor: StepTimePredictor, samples: list[StepSample]) -> dict[str, float]:

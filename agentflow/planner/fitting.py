@@ -124,16 +124,7 @@ def mape(predicted: Sequence[float], actual: Sequence[float]) -> float:
 
 def evaluate(predictor: StepTimePredictor, samples: Sequence[StepSample]) -> dict[str, float]:
     """Accuracy of `predictor` on `samples`: r2, mape and the share of over-predictions."""
-    predicted = [
-        predictor.step_time_s(
-            s.num_prefill_tokens,
-            s.num_decode_reqs,
-            s.num_context_tokens,
-            s.num_spec_tokens,
-            s.num_prefill_pairs,
-        )
-        for s in samples
-    ]
+    predicted = [predictor.predict_s(s) for s in samples]
     actual = [s.step_time_s for s in samples]
     over = sum(p >= a for p, a in zip(predicted, actual, strict=True))
     return {

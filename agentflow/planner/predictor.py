@@ -195,6 +195,16 @@ class StepTimePredictor:
         )
         return max(0.0, raw + self._bias_s)
 
+    def predict_s(self, sample: StepSample) -> float:
+        """Predicted wall time of the step `sample` measured."""
+        return self.step_time_s(
+            sample.num_prefill_tokens,
+            sample.num_decode_reqs,
+            sample.num_context_tokens,
+            sample.num_spec_tokens,
+            sample.num_prefill_pairs,
+        )
+
     def max_prefill_tokens(
         self,
         time_s: float,

@@ -24,7 +24,7 @@ from agentflow.engine.vllm.config import PlannerName, VLLMEngineConfig
 from agentflow.engine.vllm.engine import VLLMEngine
 from agentflow.planner import StepSample, StepTimePredictor
 
-__all__ = ["ProfileGrid", "measure_steps", "split_samples"]
+__all__ = ["ProfileGrid", "fit_now", "measure_steps", "split_samples"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,11 @@
 # over windows of candidates, redone only when an exchange frees room. Greedy EDF alone can
 # keep a long prompt that blocks two short ones, so a rejected candidate may replace the newly
 # admitted job with the most prefill work (Moore-Hodgson, optimal for the one-machine deadline
-# problem), and rejects judged before the last exchange get one more pass. Cost: O(N log N)
-# set-up, vectorized screening, and O(window) numpy work per candidate that passes it;
-# exchanges are capped per plan.
+# problem), and rejects judged before the last exchange get one more pass. A job with a tight
+# cadence can block two others without being the bulkiest, so a last pass trades one new job
+# for two rejects where that fits (the exact DP finds such trades). Cost: O(N log N) set-up,
+# vectorized screening, and O(window) numpy work per candidate that passes it; exchanges and
+# the trade pass's full checks are capped per plan.
 
 from __future__ import annotations
 
@@ -71,14 +73,15 @@ class _Greedy:
         p = self.problem
         if self.num_blocks + self.blocks[j] <= p.kv_blocks_total:
             if self.ledger.try_add(self.jobs[j]):
-                self._take(j)
+                self.take(j)
                 return None
             reason = Rejection.COMPUTE
         else:
             reason = Rejection.MEMORY
         return reason if self._swap(j, reason) is None else None
 
-    def _take(self, j: int) -> None:
+    def take(self, j: int) -> None:
+        """Record j as admitted (the ledger already holds it)."""
         self.admitted[j] = True
         self.new.append(j)
         self.num_blocks += self.blocks[j]
@@ -109,18 +112,25 @@ class _Greedy:
             self.ledger.try_add(self.jobs[y], force=True)  # it fitted before: put it back
             return False
         self.num_swaps += 1
+        self.num_blocks -= self.blocks[y]
+        self.drop(y)
+        self.take(j)
+        return True
+
+    def drop(self, y: int) -> None:
+        """Record new job y as no longer admitted (the ledger and block count already agree)."""
         self.admitted[y] = False
         self.new.remove(y)
-        self.num_blocks -= self.blocks[y]
         self.max_new_work = max((self.work[i] for i in self.new), default=0.0)
         self.max_new_blocks = max((self.blocks[i] for i in self.new), default=0)
-        self._take(j)
-        return True
 
 
 _RETRYABLE = (Rejection.COMPUTE, Rejection.MEMORY)
 _WINDOW = 64
 """Candidates screened per vectorized step."""
+_PAIR_TRIES = 8
+"""Removals and full checks the 1-for-2 exchange may spend per plan (bounded, so its cost
+does not grow with the queue)."""
 
 
 def _screen(greedy: _Greedy, jobs: IntArray) -> tuple[list[bool], list[bool]]:
@@ -182,6 +192,73 @@ def _offer_all(
     return last_swap
 
 
+def _pair_for(greedy: _Greedy, pool: list[int], budget: list[int]) -> tuple[int, int] | None:
+    """Admit two jobs of `pool` into the current state if some pair fits; return the pair.
+
+    Only jobs that pass the cheap screen are checked in full, and every full check spends one
+    unit of `budget[0]`. On failure the state is as before.
+    """
+    led, jobs, blocks = greedy.ledger, greedy.jobs, greedy.blocks
+    fits, _ = _screen(greedy, np.asarray(pool, dtype=np.int64))
+    firsts = [j for j, ok in zip(pool, fits, strict=True) if ok]
+    for i, first in enumerate(firsts):
+        if budget[0] <= 0:
+            return None
+        budget[0] -= 1
+        if not led.try_add(jobs[first]):
+            continue
+        greedy.num_blocks += blocks[first]
+        rest = firsts[i + 1 :]
+        ok_rest, _ = _screen(greedy, np.asarray(rest, dtype=np.int64)) if rest else ([], [])
+        for second, ok in zip(rest, ok_rest, strict=True):
+            if not ok or budget[0] <= 0:
+                continue
+            budget[0] -= 1
+            if led.try_add(jobs[second]):
+                greedy.num_blocks -= blocks[first]
+                return first, second
+        led.remove(jobs[first])
+        greedy.num_blocks -= blocks[first]
+    return None
+
+
+def _exchange_one_for_two(
+    greedy: _Greedy, reasons: dict[int, Rejection], num_old: int, max_tries: int
+) -> None:
+    """Replace one newly admitted job by two rejected ones while that stays feasible.
+
+    Moore-Hodgson swaps one for one by bulk; a job with a tight cadence can block two others
+    without being the bulkiest (the exact DP finds such trades). Each success admits one more,
+    so the loop ends; `max_tries` caps the removals and full checks it spends.
+    """
+    p, led = greedy.problem, greedy.ledger
+    budget = [max_tries]
+    while budget[0] > 0 and num_old + len(greedy.new) < p.max_num_seqs:
+        pool = [j for j, r in reasons.items() if r in _RETRYABLE and not p.is_late[j]]
+        if len(pool) < 2:
+            return
+        pool.sort(key=p.deadline_s.__getitem__)
+        # Tight decoders first: they hold the most supply for the least prefill work.
+        for y in sorted(greedy.new, key=lambda j: (-p.load[j], -greedy.work[j])):
+            budget[0] -= 1
+            led.remove(greedy.jobs[y])
+            greedy.num_blocks -= greedy.blocks[y]
+            pair = _pair_for(greedy, pool, budget)
+            if pair is not None:
+                greedy.drop(y)
+                reasons[y] = Rejection.COMPUTE
+                for j in pair:
+                    del reasons[j]
+                    greedy.take(j)
+                break
+            led.try_add(greedy.jobs[y], force=True)  # it fitted before: put it back
+            greedy.num_blocks += greedy.blocks[y]
+            if budget[0] <= 0:
+                return
+        else:
+            return
+
+
 def _bulk_reason(problem: PlanningProblem, job: int, is_memory: bool) -> Rejection:
     if problem.is_late[job]:
         return Rejection.LATE
@@ -218,6 +295,7 @@ def admit_greedy(
     for j in retry:
         del reasons[j]
     _offer_all(greedy, np.asarray(retry, dtype=np.int64), reasons, len(old))
+    _exchange_one_for_two(greedy, reasons, len(old), _PAIR_TRIES)
     for j in candidates.tolist():
         if not greedy.admitted[j] and j not in reasons:
             reasons[j] = Rejection.COMPUTE  # displaced by a smaller job

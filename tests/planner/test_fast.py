@@ -48,3 +48,24 @@ def test_a_rejected_request_may_displace_a_bulkier_new_one():
     assert admitted == {"s0", "s1", "s2"}
     assert admission.reason_by_job == {0: Rejection.COMPUTE}
     assert int(solve_dp(problem).admission.admitted.sum()) == 3
+
+
+def test_a_tight_cadence_request_that_blocks_two_others_is_traded_for_both():
+    # The 20 ms TPOT request has the least prefill work, so no one-for-one exchange removes
+    # it, yet its decode cadence takes the supply that two later prompts need.
+    tight = make_request(
+        "tight", ttft_s=0.1, tpot_s=0.02, num_prompt_tokens=128, max_output_tokens=16
+    )
+    others = [
+        make_request("a", ttft_s=0.1, tpot_s=0.05, num_prompt_tokens=256, max_output_tokens=64),
+        make_request("b", ttft_s=0.4, tpot_s=0.05, num_prompt_tokens=128, max_output_tokens=16),
+        make_request("c", ttft_s=0.4, tpot_s=0.1, num_prompt_tokens=400, max_output_tokens=200),
+    ]
+    problem = build_problem(0.0, [], [tight, *others], PREDICTOR, make_config())
+    admission = admit_greedy(problem)
+    ids = [r.request_id for r in problem.requests]
+    admitted = {ids[j] for j in range(len(ids)) if admission.admitted[j]}
+    assert admitted == {"a", "b", "c"}
+    assert admission.reason_by_job == {ids.index("tight"): Rejection.COMPUTE}
+    assert check_admission(problem, admission.admitted).is_feasible
+    assert int(solve_dp(problem).admission.admitted.sum()) == 3

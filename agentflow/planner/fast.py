@@ -129,6 +129,8 @@ _RETRYABLE = (Rejection.COMPUTE, Rejection.MEMORY)
 _WINDOW = 64
 """Candidates screened per vectorized step."""
 _PAIR_TRIES = 8
+_PAIR_POOL = 32
+"""Rejects (earliest deadlines first) the trade pass considers; bounds its screening cost."""
 """Removals and full checks the 1-for-2 exchange may spend per plan (bounded, so its cost
 does not grow with the queue)."""
 
@@ -237,7 +239,7 @@ def _exchange_one_for_two(
         pool = [j for j, r in reasons.items() if r in _RETRYABLE and not p.is_late[j]]
         if len(pool) < 2:
             return
-        pool.sort(key=p.deadline_s.__getitem__)
+        pool = sorted(pool, key=p.deadline_s.__getitem__)[:_PAIR_POOL]
         # Tight decoders first: they hold the most supply for the least prefill work.
         for y in sorted(greedy.new, key=lambda j: (-p.load[j], -greedy.work[j])):
             budget[0] -= 1

@@ -71,13 +71,20 @@ class SimReplicaView:
 
     is_alive = True
 
-    def __init__(self, replica_id: int, instance: Instance) -> None:
+    def __init__(
+        self,
+        replica_id: int,
+        instance: Instance,
+        routing: dict[str, SimRequest] | None = None,
+    ) -> None:
         if not isinstance(instance.policy, AgentflowPolicy):
             raise ConfigError("routed simulation: replicas must run the agentflow policy")
         self.replica_id = replica_id
         self.instance = instance
         self.policy: AgentflowPolicy = instance.policy
         self.num_plans = 0
+        self._routing = routing if routing is not None else {}
+        """The requests being routed, by id (to price their prefix-cache hits here)."""
 
     @property
     def num_in_flight(self) -> int:
@@ -108,7 +115,14 @@ class SimReplicaView:
         # New work starts when the step in flight ends: plan from then (as the replica will).
         start_s = max(now_s, inst.step.end_s) if inst.step is not None else now_s
         running = [to_plan_request(r) for r in inst.running if _is_candidate(r, start_s)]
-        waiting = [to_plan_request(r) for r in inst.waiting if _is_candidate(r, start_s)]
+        waiting = [
+            to_plan_request(r, inst.cached_prefix_tokens(r))
+            for r in inst.waiting
+            if _is_candidate(r, start_s)
+        ]
+        routed = self._routing.get(candidate.request_id)
+        if routed is not None:  # a follow-up may find its parent's KV cached here
+            candidate = to_plan_request(routed, inst.cached_prefix_tokens(routed))
         waiting.append(candidate)
         plan = policy.planner.plan(start_s, running, waiting, policy.predictor, config)
         self.num_plans += 1
@@ -158,7 +172,8 @@ class RoutedDeployment(Deployment):
             raise ConfigError("routed simulation: max_waiting_best_effort must be >= 1")
         super().__init__(f"agentflow+{policy.name}", instances)
         self.policy = policy
-        self.views = [SimReplicaView(i, inst) for i, inst in enumerate(instances)]
+        self._routing: dict[str, SimRequest] = {}
+        self.views = [SimReplicaView(i, inst, self._routing) for i, inst in enumerate(instances)]
         self.max_waiting_best_effort = max_waiting_best_effort
         self.max_admission_checks = max_admission_checks
         self.held: list[SimRequest] = []
@@ -211,7 +226,13 @@ class RoutedDeployment(Deployment):
 
     def _propose(self, request: SimRequest, now_s: float) -> Route:
         preferred = self._replica_by_program.get(request.program_id)
-        return self.policy.choose(_plan_request(request), self.views, now_s, preferred_id=preferred)
+        self._routing[request.request_id] = request
+        try:
+            return self.policy.choose(
+                _plan_request(request), self.views, now_s, preferred_id=preferred
+            )
+        finally:
+            del self._routing[request.request_id]
 
     def _is_backed_up(self, route: Route) -> bool:
         backlog = self.views[route.replica_id].num_waiting_best_effort

@@ -329,6 +329,7 @@ def _program_requests(
                 stage=call.stage,
                 after_id=previous,
                 delay_s=call.delay_s,
+                num_shared_prefix_tokens=call.shared_prefix_tokens if previous else 0,
             )
         )
         previous = request_id

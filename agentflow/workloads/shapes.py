@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agentflow.engine.sim.request import CHAT_TEMPLATE_TAIL_TOKENS
 from agentflow.workloads.lengths import LogNormalLengths
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_OUTPUT_TOKENS",
     "StageCall",
     "clip_lengths",
+    "follow_up",
     "reasoning_shape",
     "summarization_shape",
     "tool_calling_shape",
@@ -36,6 +38,21 @@ class StageCall:
     output_tokens: int
     delay_s: float = 0.0
     """Time between the previous call's last token and this call (tool execution)."""
+    shared_prefix_tokens: int = 0
+    """Leading prompt tokens shared with the previous call's sequence (prefix-cache reuse)."""
+
+
+def follow_up(
+    parent: StageCall, stage: str, prompt: int, output: int, delay_s: float = 0.0
+) -> StageCall:
+    """A call whose prompt text extends `parent`'s prompt text.
+
+    The programs in `agentflow.workloads.programs` build their prompts so; rendered with the
+    chat template, the two share the parent's prompt up to the template's tail.
+    """
+    prompt, output = clip_lengths(prompt, output)
+    shared = min(prompt, max(0, parent.prompt_tokens - CHAT_TEMPLATE_TAIL_TOKENS))
+    return StageCall(stage, prompt, output, delay_s, shared)
 
 
 def clip_lengths(prompt: int, output: int) -> tuple[int, int]:
@@ -63,7 +80,7 @@ def reasoning_shape(rng: np.random.Generator, n: int) -> list[tuple[StageCall, .
     shapes: list[tuple[StageCall, ...]] = []
     for q, t, a in zip(questions.tolist(), thoughts.tolist(), answers.tolist(), strict=True):
         think = StageCall("think", *clip_lengths(q + 20, t))
-        answer = StageCall("answer", *clip_lengths(q + think.output_tokens + 20, a))
+        answer = follow_up(think, "answer", q + think.output_tokens + 20, a)
         shapes.append((think, answer))
     return shapes
 
@@ -88,11 +105,14 @@ def tool_calling_shape(rng: np.random.Generator, n: int) -> list[tuple[StageCall
         for act, obs, tool_s in zip(
             acts.tolist(), observations.tolist(), delays.tolist(), strict=True
         ):
-            call = StageCall("act", *clip_lengths(context, act), delay_s=delay)
+            if calls:
+                call = follow_up(calls[-1], "act", context, act, delay)
+            else:
+                call = StageCall("act", *clip_lengths(context, act))
             calls.append(call)
             context += call.output_tokens + obs
             delay = tool_s
         final_out = int(LogNormalLengths(150, 0.5, 16, 512).sample(rng, 1)[0])
-        calls.append(StageCall("final", *clip_lengths(context, final_out), delay_s=delay))
+        calls.append(follow_up(calls[-1], "final", context, final_out, delay))
         shapes.append(tuple(calls))
     return shapes

@@ -1,11 +1,13 @@
 """A deployment: the instances of one policy, how requests enter, and KV hand-offs between them.
 
 Colocated deployments (vLLM, Sarathi-Serve, agentflow) send every request to one of their
-instances (round robin when there are several replicas). A disaggregated deployment (DistServe)
-sends requests to a prefill instance; when the prefill samples the first token the request's KV
-travels to a decode instance, which serves the rest. The transfer is modelled simply, as a
-delay of `latency + prompt KV bytes / link bandwidth` that occupies neither instance (DistServe
-overlaps transfers with compute; over NVLink within a server this is a few ms per request).
+instances: round robin when there are several replicas, except that a follow-up request goes
+where its parent went (where the parent's KV may still be cached). A disaggregated deployment
+(DistServe) sends requests to a prefill instance; when the prefill samples the first token the
+request's KV travels to a decode instance, which serves the rest. The transfer is modelled
+simply, as a delay of `latency + prompt KV bytes / link bandwidth` that occupies neither
+instance (DistServe overlaps transfers with compute; over NVLink within a server this is a few
+ms per request).
 
 The deployment is the shared driver of both simulator faces: `simulate()` calls it from a plain
 event loop, `SimEngine` from the async event loop.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +25,9 @@ from agentflow.engine.sim.instance import Instance
 from agentflow.engine.sim.request import FinishReason, SimRequest
 
 __all__ = ["Deployment", "Progress"]
+
+_MAX_HOMES = 1 << 16
+"""Entry instances remembered for follow-ups (oldest forgotten first)."""
 
 
 @dataclass(slots=True)
@@ -64,15 +70,22 @@ class Deployment:
         self._seq = itertools.count()
         self.owner_by_id: dict[str, Instance] = {}
         """request_id -> the instance that holds the request now."""
+        self._home_by_id: OrderedDict[str, Instance] = OrderedDict()
+        """request_id -> the entry instance it went to (for its follow-up)."""
 
     def add(self, request: SimRequest, now_s: float) -> bool:
-        """Queue a new request on an entry instance (round robin).
+        """Queue a new request on an entry instance (its parent's, else round robin).
 
         Returns:
             False if it can never fit in the KV cache (it is then finished as `TOO_LARGE`).
         """
         del now_s
-        instance = self.entry[next(self._next_entry)]
+        parent = request.spec.after_id
+        home = self._home_by_id.pop(parent, None) if parent is not None else None
+        instance = home or self.entry[next(self._next_entry)]
+        self._home_by_id[request.request_id] = instance
+        if len(self._home_by_id) > _MAX_HOMES:
+            self._home_by_id.popitem(last=False)
         if not instance.can_ever_fit(request) or (
             self.decode and not self.decode[0].can_ever_fit(request)
         ):

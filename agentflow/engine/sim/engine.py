@@ -11,10 +11,16 @@ Prompts are counted in whitespace-separated words (one word = one token; the tem
 nothing), and every output token is the word "tok", so a later stage that quotes an earlier
 stage's output sees exactly its token count. Output length is the request's `max_tokens`
 unless an `output_tokens` function decides (workloads pass the trace's oracle lengths).
+
+Prefix caching: a request's parent is the previous request of the same program, and the two
+share their prompts' common leading words; with the chat template on, at most the parent's
+prompt less the template's tail (`CHAT_TEMPLATE_TAIL_TOKENS`), as the real template renders
+them. The instance reuses the parent's KV for that prefix if it still holds it.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +32,7 @@ from agentflow.engine.sim.deployment import Deployment, Progress
 from agentflow.engine.sim.policies import PolicyOptions, make_deployment
 from agentflow.engine.sim.profiles import SimProfile
 from agentflow.engine.sim.request import (
+    CHAT_TEMPLATE_TAIL_TOKENS,
     FinishReason,
     RequestOutcome,
     RequestSpec,
@@ -36,6 +43,8 @@ from agentflow.errors import EngineError, RequestFailed
 __all__ = ["SimEngine", "SimEngineConfig"]
 
 OUTPUT_WORD = "tok"
+_MAX_PROGRAMS = 1 << 14
+"""Programs whose last request is remembered as the parent of their next one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,8 @@ class SimEngine:
         self._is_driving = False
         self.outcomes: list[RequestOutcome] = []
         """Every ended request, with token times on the simulated clock."""
+        self._last_by_program: OrderedDict[str, tuple[str, list[str]]] = OrderedDict()
+        """program_id -> (request_id, prompt words) of its latest request."""
 
     async def __aenter__(self) -> SimEngine:
         await self.start()
@@ -171,16 +182,40 @@ class SimEngine:
         num_output = request.max_tokens
         if self.config.output_tokens is not None:
             num_output = max(1, min(request.max_tokens, self.config.output_tokens(request)))
+        words = request.prompt.split()
+        parent_id, num_shared = self._parent_of(request, words)
         return RequestSpec(
             request_id=request.request_id,
             arrival_s=now_s,
-            num_prompt_tokens=self.count_prompt_tokens(request.prompt),
+            num_prompt_tokens=max(1, len(words)),
             num_output_tokens=num_output,
             ttft_s=request.ttft_ms / 1e3,
             tpot_s=request.tpot_ms / 1e3,
             program_id=request.program_id,
             stage=request.stage,
+            after_id=parent_id,
+            num_shared_prefix_tokens=num_shared,
         )
+
+    def _parent_of(self, request: GenerationRequest, words: list[str]) -> tuple[str | None, int]:
+        """(the program's previous request, prompt tokens shared with it); remember this one."""
+        if not request.program_id:
+            return None, 0
+        previous = self._last_by_program.pop(request.program_id, None)
+        self._last_by_program[request.program_id] = (request.request_id, words)
+        if len(self._last_by_program) > _MAX_PROGRAMS:
+            self._last_by_program.popitem(last=False)
+        if previous is None:
+            return None, 0
+        parent_id, parent_words = previous
+        shared = 0
+        for mine, theirs in zip(words, parent_words, strict=False):
+            if mine != theirs:
+                break
+            shared += 1
+        if request.use_chat_template:
+            shared = min(shared, len(parent_words) - CHAT_TEMPLATE_TAIL_TOKENS)
+        return parent_id, max(0, shared)
 
     def _delta(self, stream: _Stream, pending: int) -> TokenDelta:
         sim = stream.request

@@ -7,12 +7,20 @@
 # returns to the front of the waiting queue. The step's duration is the step-time predictor's
 # value for the batch's features (times a seeded jitter if configured); its tokens appear at the
 # end of the step. Policies only choose; all bookkeeping lives here.
+#
+# Prefix caching follows vLLM's (on by default): a finished request's blocks go to the back of
+# the free queue, tail block first, and keep their contents until allocations reach them
+# (allocation takes the front). A follow-up request (`RequestSpec.after_id`) whose prompt
+# starts with `num_shared_prefix_tokens` of its parent's sequence reuses the parent's leading
+# blocks that survive, in whole blocks and never its last prompt token, when a policy first
+# schedules it (`claim_cached_prefix`). Not modelled: hits between unrelated requests (a shared
+# system prompt), and re-use of a preempted request's own blocks.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -62,6 +70,23 @@ class Step:
     num_prefill_tokens: int
     num_decode_reqs: int
     num_context_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedBlocks:
+    """A finished request's KV blocks, sitting in the free queue with their contents."""
+
+    num_tokens: int
+    num_blocks: int
+    num_blocks_ahead: int
+    """Free blocks queued in front of these when they were freed (allocated before them)."""
+    num_allocated_then: int
+    """The instance's allocation counter when they were freed."""
+
+    def num_surviving(self, num_allocated_now: int) -> int:
+        """Leading blocks not yet reallocated (the tail was queued first, so it goes first)."""
+        taken = num_allocated_now - self.num_allocated_then
+        return max(0, min(self.num_blocks, self.num_blocks_ahead + self.num_blocks - taken))
 
 
 class SchedulingPolicy(Protocol):
@@ -115,6 +140,12 @@ class Instance:
         self.running: list[SimRequest] = []
         self.waiting: deque[SimRequest] = deque()
         self.num_free_blocks = limits.kv_blocks_total
+        self.num_blocks_allocated = 0
+        """Blocks handed out by `reserve` so far (the free queue's head moves this far)."""
+        self._cached: OrderedDict[str, _CachedBlocks] = OrderedDict()
+        """request_id -> its freed blocks, oldest first (evicted in this order)."""
+        self._claimed: dict[int, tuple[str, _CachedBlocks]] = {}
+        """id() of a request that took a cache hit -> the entry it took (to undo it)."""
         self.step: Step | None = None
         self.wake_s: float | None = None
         """When an instance with work but an empty batch looks again."""
@@ -153,8 +184,80 @@ class Instance:
         if need > self.num_free_blocks:
             return False
         self.num_free_blocks -= need
+        self.num_blocks_allocated += need
         request.num_blocks += need
         return True
+
+    # -- prefix cache ------------------------------------------------------------------------
+
+    def cached_prefix_tokens(self, request: SimRequest) -> int:
+        """Prompt tokens a first schedule of `request` would take from the prefix cache now."""
+        hit = self._hit(request)
+        return hit[1] * self.limits.block_size if hit else 0
+
+    def claim_cached_prefix(self, request: SimRequest) -> int:
+        """Take `request`'s prefix-cache hit (blocks and computed tokens); return its tokens.
+
+        Policies call this when they first schedule a waiting request, as vLLM looks the cache
+        up then; `release_cached_prefix` undoes it if the request does not start after all.
+        """
+        hit = self._hit(request)
+        if hit is None:
+            return 0
+        parent, num_blocks = hit
+        entry = self._cached.pop(parent)
+        self._claimed[id(request)] = (parent, entry)
+        num_tokens = num_blocks * self.limits.block_size
+        self.num_free_blocks -= num_blocks
+        request.num_blocks = num_blocks
+        request.num_computed = request.num_cached_tokens = num_tokens
+        return num_tokens
+
+    def release_cached_prefix(self, request: SimRequest) -> None:
+        """Undo `claim_cached_prefix` for a request that stays waiting (its blocks stay cached)."""
+        claimed = self._claimed.pop(id(request), None)
+        if (
+            claimed is None
+            or request.num_generated
+            or request.num_computed != (request.num_cached_tokens)
+        ):
+            return
+        parent, entry = claimed
+        self._cached[parent] = entry
+        self._free(request)
+        request.num_computed = request.num_cached_tokens = 0
+
+    def _hit(self, request: SimRequest) -> tuple[str, int] | None:
+        """(parent id, reusable blocks) of a not yet started request, or None."""
+        spec = request.spec
+        if spec.after_id is None or request.num_computed or request.num_generated:
+            return None
+        entry = self._cached.get(spec.after_id)
+        if entry is None:
+            return None
+        # vLLM recomputes at least the last prompt token (it needs its logits).
+        usable = min(spec.num_shared_prefix_tokens, entry.num_tokens, request.num_prompt_tokens - 1)
+        num_blocks = min(
+            usable // self.limits.block_size,
+            entry.num_surviving(self.num_blocks_allocated),
+            self.num_free_blocks,
+        )
+        return (spec.after_id, num_blocks) if num_blocks > 0 else None
+
+    def _cache_blocks(self, request: SimRequest) -> None:
+        """Queue a finished request's blocks as reusable, and forget fully evicted ones."""
+        if request.num_blocks:
+            self._cached[request.request_id] = _CachedBlocks(
+                request.num_computed,
+                request.num_blocks,
+                self.num_free_blocks,
+                self.num_blocks_allocated,
+            )
+        while self._cached:
+            oldest = next(iter(self._cached.values()))
+            if oldest.num_surviving(self.num_blocks_allocated) > 0:
+                break
+            self._cached.popitem(last=False)
 
     def start(self, request: SimRequest) -> None:
         """Move `request` from the waiting queue to the running list."""
@@ -164,6 +267,7 @@ class Instance:
     def preempt(self, request: SimRequest) -> None:
         """Preempt by recompute: drop its KV and put it first in the waiting queue."""
         self.running.remove(request)
+        self._claimed.pop(id(request), None)
         self._free(request)
         request.num_computed = 0
         request.num_preemptions += 1
@@ -175,6 +279,7 @@ class Instance:
             self.running.remove(request)
         elif request in self.waiting:
             self.waiting.remove(request)
+        self._claimed.pop(id(request), None)
         self._free(request)
 
     def _free(self, request: SimRequest) -> None:
@@ -251,5 +356,8 @@ class Instance:
     def _detach(self, requests: Sequence[SimRequest]) -> None:
         gone = {id(r) for r in requests}
         for request in requests:
+            self._claimed.pop(id(request), None)
+            if request.finish_reason is not FinishReason.ABORTED:
+                self._cache_blocks(request)
             self._free(request)
         self.running = [r for r in self.running if id(r) not in gone]

@@ -7,7 +7,19 @@ from dataclasses import dataclass
 
 from agentflow.metrics.attainment import SLOVerdict, judge_slo
 
-__all__ = ["FinishReason", "Lane", "RequestOutcome", "RequestSpec", "SimRequest"]
+__all__ = [
+    "CHAT_TEMPLATE_TAIL_TOKENS",
+    "FinishReason",
+    "Lane",
+    "RequestOutcome",
+    "RequestSpec",
+    "SimRequest",
+]
+
+CHAT_TEMPLATE_TAIL_TOKENS = 5
+"""Tokens a chat template puts after the user's text (SmolLM2: `<|im_end|>`, newline,
+`<|im_start|>`, `assistant`, newline). When a follow-up's prompt text extends its parent's,
+the rendered prompts share the parent's prompt up to this tail, not the parent's output."""
 
 
 class Lane(enum.StrEnum):
@@ -60,6 +72,11 @@ class RequestSpec:
     after_id: str | None = None
     delay_s: float = 0.0
     """Gap between the parent's last token and this request's arrival (tool time)."""
+    num_shared_prefix_tokens: int = 0
+    """Leading prompt tokens identical to the start of the parent's (`after_id`) sequence.
+
+    An engine with prefix caching reuses their KV if it still holds the parent's blocks.
+    """
 
 
 class SimRequest:
@@ -78,6 +95,7 @@ class SimRequest:
         "is_admitted",
         "lane",
         "num_blocks",
+        "num_cached_tokens",
         "num_computed",
         "num_generated",
         "num_output_tokens",
@@ -105,6 +123,8 @@ class SimRequest:
         self.num_computed = 0
         """Tokens whose KV is in this engine's cache."""
         self.num_generated = 0
+        self.num_cached_tokens = 0
+        """Prompt tokens whose KV came from the prefix cache (not computed by this request)."""
         self.num_blocks = 0
         """KV blocks held on the engine that currently owns the request."""
         self.token_times_s: list[float] = []
@@ -163,6 +183,7 @@ class SimRequest:
             finish_reason=self.finish_reason or FinishReason.TIMEOUT,
             finish_s=self.finish_s,
             num_preemptions=self.num_preemptions,
+            num_cached_tokens=self.num_cached_tokens,
         )
 
     def __repr__(self) -> str:
@@ -190,6 +211,8 @@ class RequestOutcome:
     finish_reason: FinishReason
     finish_s: float | None
     num_preemptions: int
+    num_cached_tokens: int = 0
+    """Prompt tokens served from the prefix cache."""
 
     @property
     def is_best_effort(self) -> bool:

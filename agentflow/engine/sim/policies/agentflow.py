@@ -49,13 +49,17 @@ from agentflow.planner import (
 __all__ = ["AgentflowPolicy", "to_plan_request"]
 
 
-def to_plan_request(request: SimRequest) -> PlanRequest:
-    """The planner's view of one simulated request."""
+def to_plan_request(request: SimRequest, num_cached_tokens: int = 0) -> PlanRequest:
+    """The planner's view of one simulated request.
+
+    `num_cached_tokens`: prompt tokens a waiting request will take from the prefix cache when
+    it starts (they cost no prefill work).
+    """
     if request.is_decoding:
         num_prompt = num_computed = request.num_prompt_tokens
     else:  # first prefill, or a recompute of prompt + generated tokens
         num_prompt = request.num_prefill_target
-        num_computed = request.num_computed
+        num_computed = max(request.num_computed, num_cached_tokens)
     return PlanRequest(
         request_id=request.request_id,
         arrival_s=request.arrival_s,
@@ -130,14 +134,22 @@ class _Layout:
         self.decodes.append(request)
         return True
 
-    def prefill(self, request: SimRequest, num_tokens: int, *, may_preempt: bool) -> int:
-        """Add a prefill chunk of at most `num_tokens`; returns the tokens actually placed."""
+    def prefill(
+        self, request: SimRequest, num_tokens: int, *, may_preempt: bool, hold_first: bool = False
+    ) -> int:
+        """Add a prefill chunk of at most `num_tokens`; returns the tokens actually placed.
+
+        `hold_first`: stop one token short of the end, so the first token is not sampled yet.
+        """
         if self.num_seated >= self.seats or id(request) in self.scheduled:
             return 0
-        n = min(num_tokens, request.num_remaining_prefill)
+        if id(request) in self.waiting_ids:
+            self.instance.claim_cached_prefix(request)
+        n = min(num_tokens, request.num_remaining_prefill - int(hold_first))
         if not may_preempt:
             n = min(n, room_for(self.instance, request))
         if n <= 0 or not self._reserve(request, request.num_computed + n, may_preempt=may_preempt):
+            self.instance.release_cached_prefix(request)
             return 0
         self._take(request)
         self.chunks.append((request, n))
@@ -211,15 +223,14 @@ class AgentflowPolicy:
             # Lost already: no priority for it any more (the vLLM mixin does the same).
             if request.is_admitted and to_plan_request(request).has_missed(now_s):
                 request.is_admitted = False
-        plan = self._plan(running, waiting, now_s)
+        plan = self._plan(instance, running, waiting, now_s)
         if plan.is_overloaded:
-            shed = jobs_to_shed(
-                now_s, *self._candidates(running, waiting, now_s), self.predictor, self._step_config
-            )
+            jobs = self._candidates(instance, running, waiting, now_s)
+            shed = jobs_to_shed(now_s, *jobs, self.predictor, self._step_config)
             for rid in shed:
                 by_id[rid].is_admitted = False
             if shed:
-                plan = self._plan(running, waiting, now_s)
+                plan = self._plan(instance, running, waiting, now_s)
         self.num_plans += 1
         admitted = set(plan.admitted_ids)
         for request in by_id.values():
@@ -246,15 +257,21 @@ class AgentflowPolicy:
 
     @staticmethod
     def _candidates(
-        running: list[SimRequest], waiting: list[SimRequest], now_s: float
+        instance: Instance, running: list[SimRequest], waiting: list[SimRequest], now_s: float
     ) -> tuple[list[PlanRequest], list[PlanRequest]]:
         return (
             [to_plan_request(r) for r in running if _is_candidate(r, now_s)],
-            [to_plan_request(r) for r in waiting if _is_candidate(r, now_s)],
+            [
+                to_plan_request(r, instance.cached_prefix_tokens(r))
+                for r in waiting
+                if _is_candidate(r, now_s)
+            ],
         )
 
-    def _plan(self, running: list[SimRequest], waiting: list[SimRequest], now_s: float) -> StepPlan:
-        running_jobs, waiting_jobs = self._candidates(running, waiting, now_s)
+    def _plan(
+        self, instance: Instance, running: list[SimRequest], waiting: list[SimRequest], now_s: float
+    ) -> StepPlan:
+        running_jobs, waiting_jobs = self._candidates(instance, running, waiting, now_s)
         return plan_within_bound(
             self.planner,
             now_s,
@@ -297,10 +314,7 @@ class AgentflowPolicy:
             if spare <= 0:
                 return
             if not request.is_admitted and not request.is_decoding:
-                tokens = spare
-                if _is_candidate(request, now_s):
-                    # Still promotable: prefill all but the last token, so that the first token
-                    # (which fixes the lane) waits for the planner to admit it or give up.
-                    tokens = min(spare, request.num_remaining_prefill - 1)
-                if tokens > 0:
-                    spare -= layout.prefill(request, tokens, may_preempt=False)
+                # Still promotable: prefill all but the last token, so that the first token
+                # (which fixes the lane) waits for the planner to admit it or give up.
+                hold = _is_candidate(request, now_s)
+                spare -= layout.prefill(request, spare, may_preempt=False, hold_first=hold)

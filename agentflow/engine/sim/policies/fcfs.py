@@ -117,8 +117,10 @@ class FCFSChunkedPolicy:
         max_seqs = instance.limits.max_num_seqs
         while instance.waiting and budget > 0 and len(instance.running) < max_seqs:
             request = instance.waiting[0]
+            instance.claim_cached_prefix(request)
             n = 1 if request.is_decoding else min(request.num_remaining_prefill, budget)
             if not instance.reserve(request, request.num_computed + n):
+                instance.release_cached_prefix(request)
                 break
             instance.start(request)
             if request.is_decoding:  # handed off with its KV (disaggregated decode instance)

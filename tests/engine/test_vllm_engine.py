@@ -143,6 +143,41 @@ async def test_planner_serves_an_infeasible_request_best_effort_and_tells_the_ca
     assert any(rec.request_id in rid for p in plans for rid in p["best_effort"])
 
 
+DOCUMENT = " ".join(f"line {i} of the shared document." for i in range(30))
+
+
+@af.stage(ttft_ms=10_000, tpot_ms=200, max_tokens=4, use_chat_template=False)
+def read(document: str) -> str:
+    return document
+
+
+@af.stage(ttft_ms=100, tpot_ms=200, max_tokens=4, use_chat_template=False)
+def follow_up(document: str, read: str) -> str:
+    return f"{document} In short:"  # extends the first prompt: its KV is cached
+
+
+@af.agent
+async def reader(ctx: af.Context, document: str) -> str:
+    notes = await ctx.run(read, document)
+    return await ctx.run(follow_up, document, notes)
+
+
+async def test_a_follow_up_priced_with_its_cached_prefix_is_admitted(engine):
+    # Priced as a whole new prompt (about 750 tokens), the follow-up's 100 ms TTFT is below
+    # its predicted isolated prefill; the cached prefix leaves a few dozen tokens to compute.
+    runtime = Runtime(engine, ignore_eos=True)
+    full_prompt_tokens = engine.count_prompt_tokens(
+        f"{DOCUMENT} In short:", use_chat_template=False
+    )
+    assert engine.isolated_prefill_ms(full_prompt_tokens) > 2 * 100
+    result = await runtime.run_one(reader, {"document": DOCUMENT})
+    assert result.status == ProgramStatus.FINISHED, result.error
+    first, second = result.stages
+    assert first.best_effort is False
+    assert second.best_effort is False
+    assert second.slo_met is True
+
+
 async def test_shutdown_leaves_no_engine_process(engine):
     children = [p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)]
     assert children, "the engine core runs in a child process"

@@ -21,9 +21,19 @@ BEST_EFFORT_PRIORITY_OFFSET = 10**15
 
 
 def to_plan_request(
-    request: Request, *, ttft_s: float, tpot_s: float, first_token_s: float | None, admitted: bool
+    request: Request,
+    *,
+    ttft_s: float,
+    tpot_s: float,
+    first_token_s: float | None,
+    admitted: bool,
+    num_cached_tokens: int = 0,
 ) -> PlanRequest:
-    """The planner's view of one vLLM request (wall clock: vLLM stamps `arrival_time`)."""
+    """The planner's view of one vLLM request (wall clock: vLLM stamps `arrival_time`).
+
+    `num_cached_tokens`: prompt tokens a waiting request will find in the prefix cache when
+    vLLM schedules it; they cost no prefill.
+    """
     num_prompt = request.num_prompt_tokens
     params = request.sampling_params
     max_tokens = params.max_tokens if params is not None and params.max_tokens else 1
@@ -34,7 +44,7 @@ def to_plan_request(
         tpot_s=tpot_s,
         num_prompt_tokens=num_prompt,
         # A preempted request recomputes from zero; clamp so the planner sees a valid state.
-        num_computed_tokens=min(request.num_computed_tokens, num_prompt),
+        num_computed_tokens=min(max(request.num_computed_tokens, num_cached_tokens), num_prompt),
         num_output_tokens=request.num_output_tokens,
         max_output_tokens=max(1, max_tokens),
         first_token_s=first_token_s,

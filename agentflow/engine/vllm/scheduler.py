@@ -171,7 +171,9 @@ class SLOSchedulerMixin(Scheduler):
         started_s = time.perf_counter()
         try:
             running = [self._plan_request(r, now_s) for r in self.running]
-            waiting = [self._plan_request(r, now_s) for r in self.waiting]
+            waiting = [
+                self._plan_request(r, now_s, self._cached_prefix_tokens(r)) for r in self.waiting
+            ]
             config = self._step_config
             plan = self._plan_bounded(now_s, running, waiting)
             if plan.is_overloaded:
@@ -217,7 +219,21 @@ class SLOSchedulerMixin(Scheduler):
             self.planner_config,
         )
 
-    def _plan_request(self, request: Request, now_s: float) -> PlanRequest:
+    def _cached_prefix_tokens(self, request: Request) -> int:
+        """Prompt tokens vLLM will take from its prefix cache when it schedules `request`.
+
+        A follow-up stage whose prompt extends an earlier one finds most of it cached; priced
+        as a whole new prompt it would be turned away for a TTFT it can meet. The lookup only
+        reads the cache (no blocks are taken; vLLM repeats it when it schedules the request).
+        """
+        if request.num_computed_tokens:
+            return 0
+        _, num_tokens, _ = self.kv_cache_manager.get_computed_blocks(request)
+        return int(num_tokens)
+
+    def _plan_request(
+        self, request: Request, now_s: float, num_cached_tokens: int = 0
+    ) -> PlanRequest:
         """The planner's view of `request`; an admitted request whose SLO is lost is demoted.
 
         Deadline order alone would keep a request that already missed at the head of the
@@ -234,6 +250,7 @@ class SLOSchedulerMixin(Scheduler):
             tpot_s=slo.tpot_ms / 1e3,
             first_token_s=self._first_token_s.get(rid),
             admitted=admitted,
+            num_cached_tokens=num_cached_tokens,
         )
         if admitted and plan_request.has_missed(now_s):
             self._lost_ids.add(rid)

@@ -78,6 +78,8 @@ class _Decodes:
     """Those whose next token's interval opens before the step ends, earliest due first."""
     features: tuple[int, int, int]
     """(decode requests, their cached tokens, draft tokens) for the predictor."""
+    draft_s: float
+    """The drafter's time in the step (its longest verify's draft steps)."""
     num_tokens: int
     step_s: float
     """Predicted time of the decodes alone."""
@@ -121,9 +123,12 @@ def _must_decode(
     spec = problem.spec_len[must]
     context = sum(problem.requests[i].num_context_tokens() for i in must.tolist())
     features = (len(must), context, int((spec - 1).sum()))
-    step_s = predictor.step_time_s(0, *features)
+    draft_s = predictor.draft_s(int(spec.max(initial=1)) - 1)
+    step_s = predictor.step_time_s(0, *features) + draft_s
     # Behind schedule: the step cannot be shorter than its decodes.
-    return _Decodes(max(budget_s, step_s), pending, must, features, int(spec.sum()), step_s)
+    return _Decodes(
+        max(budget_s, step_s), pending, must, features, draft_s, int(spec.sum()), step_s
+    )
 
 
 def build_step_plan(
@@ -136,7 +141,8 @@ def build_step_plan(
     reqs, admitted = problem.requests, admission.admitted
     dec = _plan_decodes(problem, admitted, predictor, config)
     left_s = [
-        dec.budget_s - predictor.bias_s - p.time_s(0, *dec.features) for p in predictor.pieces
+        dec.budget_s - predictor.bias_s - dec.draft_s - p.time_s(0, *dec.features)
+        for p in predictor.pieces
     ]
     prompts = [
         (reqs[i].request_id, reqs[i].num_computed_tokens, reqs[i].num_prompt_tokens)

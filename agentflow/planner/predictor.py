@@ -18,8 +18,11 @@ prices them apart: one shared coefficient under-predicted first prefill chunks b
 A piece without its own pair price (`per_prefill_pair_s=None`, e.g. the GPU catalog built from
 roofline figures) prices a pair like a decode-read token.
 
-`step_time_s = max_k(piece_k(features)) + bias_s`, where each piece is affine with non-negative
-slopes (one piece, or a compute-bound and a memory-bound piece). `bias_s` is the online
+`step_time_s = max_k(piece_k(features)) + draft_step_s * num_draft_steps + bias_s`, where each
+piece is affine with non-negative slopes (one piece, or a compute-bound and a memory-bound
+piece). `num_draft_steps` is the drafter's sequential steps in a speculative step (the longest
+verify length less one, SLOs-Serve's `decode_steps`); a draft model's step costs about the same
+whatever the batch, so it is priced per step, not per token. `bias_s` is the online
 refinement: an EWMA of clipped residuals fed by `observe`.
 """
 
@@ -137,7 +140,7 @@ class StepTimePredictor:
         ConfigError: no pieces, a negative slope, or a bad refinement setting.
     """
 
-    __slots__ = ("_bias_s", "_pieces", "residual_clip_s", "residual_decay")
+    __slots__ = ("_bias_s", "_pieces", "draft_step_s", "residual_clip_s", "residual_decay")
 
     def __init__(
         self,
@@ -146,6 +149,7 @@ class StepTimePredictor:
         bias_s: float = 0.0,
         residual_clip_s: float = 0.010,
         residual_decay: float = 0.99,
+        draft_step_s: float = 0.0,
     ) -> None:
         if not pieces:
             raise ConfigError("step-time predictor: pieces must not be empty")
@@ -157,6 +161,10 @@ class StepTimePredictor:
                     raise ConfigError(f"step-time predictor: {name} must be finite and >= 0")
         if not (residual_clip_s >= 0 and 0 <= residual_decay < 1):
             raise ConfigError("step-time predictor: need residual_clip_s >= 0, 0 <= decay < 1")
+        if not (math.isfinite(draft_step_s) and draft_step_s >= 0):
+            raise ConfigError("step-time predictor: draft_step_s must be finite and >= 0")
+        self.draft_step_s = float(draft_step_s)
+        """Time of one sequential drafter step (0: no draft model)."""
         self._pieces = tuple(pieces)
         self._bias_s = float(bias_s)
         self.residual_clip_s = residual_clip_s
@@ -181,6 +189,7 @@ class StepTimePredictor:
         num_context_tokens: int = 0,
         num_spec_tokens: int = 0,
         num_prefill_pairs: int = 0,
+        num_draft_steps: int = 0,
     ) -> float:
         """Predicted wall time of one step with these features."""
         raw = max(
@@ -193,7 +202,11 @@ class StepTimePredictor:
             )
             for p in self._pieces
         )
-        return max(0.0, raw + self._bias_s)
+        return max(0.0, raw + self.draft_step_s * num_draft_steps + self._bias_s)
+
+    def draft_s(self, num_draft_steps: int) -> float:
+        """The drafter's share of a step with `num_draft_steps` sequential draft steps."""
+        return self.draft_step_s * num_draft_steps
 
     def predict_s(self, sample: StepSample) -> float:
         """Predicted wall time of the step `sample` measured."""
@@ -213,6 +226,7 @@ class StepTimePredictor:
         num_spec_tokens: int = 0,
         prefill_offset: int = 0,
         num_prefill_pairs: int = 0,
+        num_draft_steps: int = 0,
     ) -> int:
         """Largest prefill chunk whose step still fits in `time_s`; 0 if none.
 
@@ -221,6 +235,7 @@ class StepTimePredictor:
         `step_time_s(n, d, c, s, q + chunk_context_tokens(o, n)) <= time_s`.
         """
         best = _MAX_TOKENS
+        time_s -= self.draft_s(num_draft_steps)
         for p in self._pieces:
             left_s = (
                 time_s
@@ -338,6 +353,7 @@ class StepTimePredictor:
                 "bias_s": self._bias_s,
                 "residual_clip_s": self.residual_clip_s,
                 "residual_decay": self.residual_decay,
+                "draft_step_s": self.draft_step_s,
             }
         )
 
@@ -358,6 +374,7 @@ class StepTimePredictor:
                 bias_s=float(data.get("bias_s", 0.0)),
                 residual_clip_s=float(data.get("residual_clip_s", 0.010)),
                 residual_decay=float(data.get("residual_decay", 0.99)),
+                draft_step_s=float(data.get("draft_step_s", 0.0)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"step-time profile: cannot parse ({exc})") from exc
@@ -372,4 +389,7 @@ class StepTimePredictor:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
     def __repr__(self) -> str:
-        return f"StepTimePredictor(pieces={list(self._pieces)!r}, bias_s={self._bias_s:.4g})"
+        return (
+            f"StepTimePredictor(pieces={list(self._pieces)!r}, bias_s={self._bias_s:.4g}, "
+            f"draft_step_s={self.draft_step_s:.4g})"
+        )

@@ -37,7 +37,7 @@ from agentflow.errors import ConfigError
 from agentflow.planner.config import PlannerConfig
 from agentflow.planner.predictor import StepTimePredictor
 from agentflow.planner.request import PlanRequest
-from agentflow.planner.spec import choose_spec_lengths, expected_tokens
+from agentflow.planner.spec import choose_spec_lengths, planned_tokens
 from agentflow.planner.tiers import derive_tiers, tiers_for_slack
 
 __all__ = ["PlanningProblem", "build_problem"]
@@ -168,7 +168,7 @@ def _periods(
     spec_len_by_tier: dict[int, int],
     config: PlannerConfig,
 ) -> tuple[FloatArray, IntArray]:
-    """Decode period per job (own tier TPOT times floor(E[s])) and its verify length."""
+    """Decode period per job (own tier TPOT times `planned_tokens`) and its verify length."""
     spec_len = np.ones(len(tier), dtype=np.int64)
     factor = np.ones(len(tier))
     if config.speculation is not None:
@@ -176,7 +176,7 @@ def _periods(
             mask = tier == k
             spec_len[mask] = length
             alpha = config.speculation.alpha_for(k)
-            factor[mask] = math.floor(expected_tokens(length, alpha) + 1e-9)
+            factor[mask] = planned_tokens(length, alpha)
     return own_tpot_s * factor, spec_len
 
 
@@ -293,6 +293,9 @@ def build_problem(
     p = _prefill(f, t, predictor)
     w = _decode_window(f, t, p["deadline"], period, spec_len, predictor)
     periods, level = _levels(period, predictor, config)
+    # With speculation every step also runs the drafter, once per draft token of its longest
+    # verify: part of the step overhead (conservative for steps without decoders).
+    base_s = predictor.base_s + predictor.draft_s(int(spec_len.max(initial=1)) - 1)
     blocks = np.ceil((f["num_prompt_tokens"] + f["max_output_tokens"]) / config.block_size)
     order = np.lexsort((np.arange(len(reqs)), p["deadline"]))
     return PlanningProblem(
@@ -316,8 +319,8 @@ def build_problem(
         decode_period_s=period[order],
         tpot_s=f["tpot_s"][order],
         spec_len=spec_len[order],
-        base_s=predictor.base_s,
-        deadline_overhead_s=_deadline_overhead_s(predictor.base_s, float(periods[-1])),
+        base_s=base_s,
+        deadline_overhead_s=_deadline_overhead_s(base_s, float(periods[-1])),
         kv_blocks_total=config.kv_blocks_total,
         max_num_seqs=config.max_num_seqs,
     )

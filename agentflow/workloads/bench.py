@@ -5,6 +5,11 @@ Used by `benchmarks/capacity_sim.py` and by `agentflow bench capacity --backend 
 capacity over the best of the three baselines in that scenario, and the headline is the
 geometric mean of those ratios (the paper reports 2.2x on average; its per-scenario ratios
 were not recoverable, so `paper_ratio` is null).
+
+A policy name with the suffix `+spec` runs with speculative decoding on the profile's draft
+model (agentflow: verify lengths per SLO tier; baselines: a fixed length). With
+`--speculation` the benchmark runs the three baselines with and without speculation and
+agentflow with it, and the ratio is agentflow+spec over the best of all six baselines.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,9 @@ __all__ = [
 BASELINES = ("vllm", "sarathi", "distserve")
 PAPER_AVERAGE_RATIO = 2.2
 DEFAULT_PROFILE = "opt-13b-a100-tp2"
+SPEC_SUFFIX = "+spec"
+SPEC_POLICIES = (*BASELINES, *(p + SPEC_SUFFIX for p in (*BASELINES, "agentflow")))
+"""The `--speculation` run: baselines without and with speculation, agentflow with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +57,23 @@ class BenchConfig:
     arrival: str | None = None
 
 
+def _split(policy: str) -> tuple[str, bool]:
+    """(simulator policy, speculation on) of a benchmark policy name."""
+    if policy.endswith(SPEC_SUFFIX):
+        return policy.removesuffix(SPEC_SUFFIX), True
+    return policy, False
+
+
 def _ratio(capacity_by_policy: dict[str, float]) -> float | None:
-    baselines = [capacity_by_policy[p] for p in BASELINES if p in capacity_by_policy]
-    if "agentflow" not in capacity_by_policy or not baselines:
+    """Best agentflow variant over the best baseline variant (with or without speculation)."""
+    ours = [c for p, c in capacity_by_policy.items() if _split(p)[0] == "agentflow"]
+    baselines = [c for p, c in capacity_by_policy.items() if _split(p)[0] in BASELINES]
+    if not ours or not baselines:
         return None
     best = max(baselines)
     if best <= 0:  # undefined (every baseline failed even the lowest rate)
         return None
-    return capacity_by_policy["agentflow"] / best
+    return max(ours) / best
 
 
 def _probe_rows(result: CapacityResult) -> list[dict[str, Any]]:
@@ -80,11 +97,14 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> dict[s
         probes: dict[str, list[dict[str, Any]]] = {}
         for policy in config.policies:
             t0 = time.perf_counter()
-            result = find_capacity(scenario, policy, profile, settings)
+            name, speculation = _split(policy)
+            result = find_capacity(
+                scenario, name, profile, replace(settings, speculation=speculation)
+            )
             capacity[policy] = round(result.capacity_rps, 4)
             probes[policy] = _probe_rows(result)
             log(
-                f"{scenario:>14} {policy:>10}: {result.capacity_rps:7.3f} req/s "
+                f"{scenario:>14} {policy:>14}: {result.capacity_rps:7.3f} req/s "
                 f"({len(result.probes)} probes, {time.perf_counter() - t0:.1f} s)"
             )
         ratio = _ratio(capacity)
@@ -135,12 +155,17 @@ def _summary(
 
 def capacity_table(results: dict[str, Any]) -> str:
     """A fixed-width table of capacities and ratios."""
-    policies = list(POLICY_NAMES)
-    header = f"{'scenario':>14} " + " ".join(f"{p:>10}" for p in policies)
+    policies = list(
+        dict.fromkeys(p for e in results["scenarios"].values() for p in e["capacity_rps"])
+    )
+    width = max(10, *(len(p) for p in policies))
+    header = f"{'scenario':>14} " + " ".join(f"{p:>{width}}" for p in policies)
     lines = [header + f" {'ratio':>7} {'paper':>6}", "-" * (len(header) + 15)]
     for name, entry in results["scenarios"].items():
         caps = entry["capacity_rps"]
-        cells = " ".join(f"{caps[p]:10.3f}" if p in caps else f"{'-':>10}" for p in policies)
+        cells = " ".join(
+            f"{caps[p]:{width}.3f}" if p in caps else f"{'-':>{width}}" for p in policies
+        )
         ratio = entry["ratio_vs_best_baseline"]
         paper = entry["paper_ratio"]
         ratio_text = f"{ratio:7.2f}" if ratio is not None else f"{'-':>7}"
@@ -200,7 +225,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Capacity per scenario and policy on the simulator (bisection).",
     )
     parser.add_argument("--scenario", default="all", help=f"one of {SCENARIO_NAMES} or 'all'")
-    parser.add_argument("--policies", default=",".join(POLICY_NAMES))
+    parser.add_argument(
+        "--policies",
+        default=None,
+        help=f"comma-separated; a '{SPEC_SUFFIX}' suffix speculates (default: every policy)",
+    )
+    parser.add_argument(
+        "--speculation",
+        action="store_true",
+        help="baselines with and without speculative decoding, agentflow with it",
+    )
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list_profiles())
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--programs", type=int, default=None, help="programs per probe")
@@ -217,9 +251,13 @@ def run_capacity_cli(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = _parser().parse_args(argv)
     scenarios = SCENARIO_NAMES if args.scenario == "all" else tuple(args.scenario.split(","))
     num_programs = args.programs or (150 if args.quick else 400)
+    if args.policies is not None:
+        policies = tuple(args.policies.split(","))
+    else:
+        policies = SPEC_POLICIES if args.speculation else POLICY_NAMES
     config = BenchConfig(
         scenarios=scenarios,
-        policies=tuple(args.policies.split(",")),
+        policies=policies,
         profile=args.profile,
         num_programs=num_programs,
         num_replicas=args.replicas,
@@ -228,6 +266,7 @@ def run_capacity_cli(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     results = run_bench(config)
     results["settings"]["quick"] = bool(args.quick)
+    results["settings"]["speculation"] = bool(args.speculation)
     print(capacity_table(results))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,8 @@ class CapacitySettings:
     num_replicas: int = 1
     early_stop: bool = True
     """Stop a probe once it cannot pass any more (more misses than the target allows)."""
+    speculation: bool = False
+    """Speculative decoding with the profile's draft model (`PolicyOptions.speculation`)."""
 
 
 def score(outcomes: Sequence[RequestOutcome], target: float = 0.9) -> ProbeResult:
@@ -196,13 +198,14 @@ def policy_options_for(scenario: Scenario, settings: CapacitySettings) -> Policy
     Sarathi-Serve's budget is tuned to the scenario's tightest TPOT. agentflow keeps the
     default horizon: its steps are bounded by the budgets of recent arrivals (`StepBound`:
     at most two of the tightest TPOT) and go past that only to admit more
-    (`plan_within_bound`). Replicas and seed come from `settings`.
+    (`plan_within_bound`). Replicas, seed and speculation come from `settings`.
     """
     tightest_s = min(slo.tpot_ms for slo in scenario.slo_by_stage.values()) / 1e3
     return PolicyOptions(
         num_replicas=settings.num_replicas,
         tightest_tpot_s=tightest_s,
         seed=settings.seed,
+        speculation=settings.speculation,
     )
 
 

@@ -15,6 +15,11 @@
 # blocks that survive, in whole blocks and never its last prompt token, when a policy first
 # schedules it (`claim_cached_prefix`). Not modelled: hits between unrelated requests (a shared
 # system prompt), and re-use of a preempted request's own blocks.
+#
+# Speculative decoding: a decode may verify `s` tokens (s - 1 drafts plus the bonus token). The
+# step then costs the verify tokens and the drafter's s - 1 sequential steps (the batch's
+# longest), and each draft is accepted with the profile's probability until the first
+# rejection, so a decode yields 1..s tokens, all at the step's end (seeded, deterministic).
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ class Batch:
     decodes: tuple[SimRequest, ...]
     chunks: tuple[tuple[SimRequest, int], ...]
     """(request, prefill tokens) pairs."""
+    spec_lens: tuple[int, ...] = ()
+    """Verify length of each decode, in `decodes` order (empty: 1 each, no speculation)."""
+
+    def spec_len_of(self, index: int) -> int:
+        """Verify length of decode number `index`."""
+        return self.spec_lens[index] if self.spec_lens else 1
 
     @property
     def is_empty(self) -> bool:
@@ -115,7 +126,8 @@ class Instance:
         limits: KV and batch limits.
         policy: chooses each step's batch.
         jitter: relative standard deviation of step times (0 = exactly the predictor).
-        seed: seed of the jitter.
+        seed: seed of the jitter and of draft acceptance.
+        acceptance: probability that the target model accepts a draft token.
         is_prefill_only: a disaggregated prefill instance: a request leaves (its KV is handed
             off) as soon as its prefill samples a token.
     """
@@ -130,6 +142,7 @@ class Instance:
         jitter: float = 0.0,
         seed: int = 0,
         is_prefill_only: bool = False,
+        acceptance: float = 0.0,
     ) -> None:
         self.name = name
         self.predictor = predictor
@@ -152,6 +165,8 @@ class Instance:
         self.num_steps = 0
         self.busy_s = 0.0
         self._rng = random.Random(seed)
+        self.acceptance = acceptance
+        self._accept_rng = random.Random(f"accept-{seed}")
 
     # -- queue and KV operations (used by policies) ------------------------------------------
 
@@ -298,10 +313,19 @@ class Instance:
         for request, n in batch.chunks:
             num_prefill += n
             num_pairs += chunk_context_tokens(request.num_computed, n)
-        for request in batch.decodes:
+        num_drafts = longest = 0
+        for i, request in enumerate(batch.decodes):
             num_context += request.num_computed + 1
+            drafts = batch.spec_len_of(i) - 1
+            num_drafts += drafts
+            longest = max(longest, drafts)
         duration_s = self.predictor.step_time_s(
-            num_prefill, len(batch.decodes), num_context, num_prefill_pairs=num_pairs
+            num_prefill,
+            len(batch.decodes),
+            num_context,
+            num_drafts,
+            num_pairs,
+            num_draft_steps=longest,
         )
         if self.jitter > 0:
             duration_s *= max(0.5, 1.0 + self._rng.gauss(0.0, self.jitter))
@@ -327,12 +351,17 @@ class Instance:
         end_s = step.end_s
         emitted: list[SimRequest] = []
         aborted: list[SimRequest] = []
-        for request in step.batch.decodes:
+        for i, request in enumerate(step.batch.decodes):
             if request.finish_reason is not None:  # aborted while the step ran
                 aborted.append(request)
                 continue
-            request.num_computed += 1
-            request.emit(end_s)
+            num_tokens = min(
+                self._accepted(step.batch.spec_len_of(i)),
+                request.num_output_tokens - request.num_generated,
+            )
+            request.num_computed += num_tokens
+            for _ in range(num_tokens):
+                request.emit(end_s)
             emitted.append(request)
         for request, n in step.batch.chunks:
             if request.finish_reason is not None:
@@ -352,6 +381,13 @@ class Instance:
         if finished or handed or aborted:
             self._detach([*finished, *handed, *aborted])
         return emitted, finished, handed
+
+    def _accepted(self, spec_len: int) -> int:
+        """Tokens one verify of `spec_len` yields: accepted drafts until a rejection, plus one."""
+        num_tokens = 1
+        while num_tokens < spec_len and self._accept_rng.random() < self.acceptance:
+            num_tokens += 1
+        return num_tokens
 
     def _detach(self, requests: Sequence[SimRequest]) -> None:
         gone = {id(r) for r in requests}

@@ -4,12 +4,15 @@ Each step the planner (`agentflow.planner.plan`) sees the running and waiting re
 returns the admitted set, the decodes that must run, the admitted prefill chunks (EDF) and the
 spare tokens left in the step's time budget. The batch is laid out in that order:
 
-1. must-run decodes of admitted requests (their token interval opens before the step ends);
+1. must-run decodes of admitted requests (their token interval opens before the step ends),
+   each verifying its tier's speculative length when speculation is on;
 2. the planned prefill chunks of admitted requests;
 3. every other admitted decoder, one token each, as vLLM would. A decode costs about one
    prefill token, and a request that runs ahead of its TPOT leaves sooner and frees its KV
    reservation (pacing decoders at exactly their TPOT doubled the admitted requests' KV
-   residence and made the planner decline for memory);
+   residence and made the planner decline for memory). These decode plainly: they are ahead
+   of schedule, and drafts for all of them would make every step pay the drafter and the
+   verify tokens;
 4. spare tokens, capped so the step stays within the workload's tightest TPOT, for the
    best-effort lane: running decodes, partial prefills, then waiting requests by arrival.
    A best-effort request that could still be admitted is prefilled up to its last token
@@ -80,6 +83,7 @@ class _Layout:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         self.decodes: list[SimRequest] = []
+        self.spec_lens: list[int] = []
         self.chunks: list[tuple[SimRequest, int]] = []
         self.scheduled: set[int] = set()
         """id() of requests in the batch, and of this step's preemption victims."""
@@ -124,14 +128,15 @@ class _Layout:
         self.scheduled.add(id(request))
         self.num_seated += 1
 
-    def decode(self, request: SimRequest, *, may_preempt: bool) -> bool:
-        """Add one decode token for `request` if a seat and KV are available."""
+    def decode(self, request: SimRequest, *, may_preempt: bool, spec_len: int = 1) -> bool:
+        """Add a decode of `request` (verifying `spec_len` tokens) if a seat and KV are free."""
         if self.num_seated >= self.seats or id(request) in self.scheduled:
             return False
-        if not self._reserve(request, request.num_computed + 1, may_preempt=may_preempt):
+        if not self._reserve(request, request.num_computed + spec_len, may_preempt=may_preempt):
             return False
         self._take(request)
         self.decodes.append(request)
+        self.spec_lens.append(spec_len)
         return True
 
     def prefill(
@@ -156,7 +161,8 @@ class _Layout:
         return n
 
     def batch(self) -> Batch:
-        return Batch(tuple(self.decodes), tuple(self.chunks))
+        spec_lens = tuple(self.spec_lens) if any(n > 1 for n in self.spec_lens) else ()
+        return Batch(tuple(self.decodes), tuple(self.chunks), spec_lens)
 
 
 def _is_candidate(request: SimRequest, now_s: float) -> bool:
@@ -236,8 +242,14 @@ class AgentflowPolicy:
         for request in by_id.values():
             request.is_admitted = request.request_id in admitted
         layout = _Layout(instance)
+
+        def spec_len(request: SimRequest) -> int:
+            """The plan's verify length for an admitted decoder's tier (1: no speculation)."""
+            tier = plan.tier_by_id.get(request.request_id)
+            return 1 if tier is None else plan.spec_len_by_tier.get(tier, 1)
+
         for rid in plan.decode_ids:
-            layout.decode(by_id[rid], may_preempt=True)
+            layout.decode(by_id[rid], may_preempt=True, spec_len=spec_len(by_id[rid]))
         for rid, n in plan.prefill_tokens_by_id.items():
             layout.prefill(by_id[rid], n, may_preempt=True)
         spare = min(plan.num_spare_tokens, self._spare_cap(layout))

@@ -9,10 +9,10 @@ from agentflow.engine.sim.deployment import Deployment
 from agentflow.engine.sim.instance import Instance, SchedulingPolicy
 from agentflow.engine.sim.policies.agentflow import AgentflowPolicy
 from agentflow.engine.sim.policies.fcfs import FCFSChunkedPolicy, sarathi_token_budget
-from agentflow.engine.sim.profiles import SimProfile, get_profile
+from agentflow.engine.sim.profiles import Drafter, SimProfile, get_profile, list_profiles
 from agentflow.engine.sim.request import SimRequest
 from agentflow.errors import ConfigError
-from agentflow.planner import PlannerConfig, make_planner
+from agentflow.planner import PlannerConfig, SpecConfig, make_planner
 
 __all__ = ["POLICY_NAMES", "PolicyOptions", "make_deployment"]
 
@@ -39,6 +39,11 @@ class PolicyOptions:
     seed: int = 0
     transfer_latency_s: float = 0.001
     """DistServe: fixed part of a KV hand-off."""
+    speculation: bool = False
+    """Speculative decoding with the profile's draft model: agentflow picks verify lengths per
+    SLO tier (SLOs-Serve §4); the baselines verify `fixed_spec_len` tokens every decode."""
+    fixed_spec_len: int = 4
+    """The baselines' verify length under speculation (vLLM's `num_speculative_tokens` + 1)."""
 
 
 def _instance(
@@ -58,13 +63,35 @@ def _instance(
         jitter=options.jitter,
         seed=options.seed * 1000 + index,
         is_prefill_only=is_prefill_only,
+        acceptance=profile.drafter.acceptance if profile.drafter is not None else 0.0,
     )
+
+
+def _fixed_spec_len(profile: SimProfile, options: PolicyOptions) -> int:
+    """The baselines' verify length: 1 without speculation."""
+    if not options.speculation:
+        return 1
+    drafter = _drafter(profile)
+    return min(options.fixed_spec_len, drafter.max_spec_len)
+
+
+def _drafter(profile: SimProfile) -> Drafter:
+    if profile.drafter is None:
+        raise ConfigError(
+            f"sim speculation: profile {profile.name!r} has no draft model; profiles with one: "
+            f"{[p for p in list_profiles() if get_profile(p).drafter is not None]}"
+        )
+    return profile.drafter
 
 
 def _vllm(profile: SimProfile, options: PolicyOptions) -> Deployment:
     entry = [
         _instance(
-            f"vllm{i}", profile, FCFSChunkedPolicy("vllm", options.vllm_token_budget), options, i
+            f"vllm{i}",
+            profile,
+            FCFSChunkedPolicy("vllm", options.vllm_token_budget, _fixed_spec_len(profile, options)),
+            options,
+            i,
         )
         for i in range(options.num_replicas)
     ]
@@ -74,7 +101,13 @@ def _vllm(profile: SimProfile, options: PolicyOptions) -> Deployment:
 def _sarathi(profile: SimProfile, options: PolicyOptions) -> Deployment:
     budget = sarathi_token_budget(profile.predictor(), options.tightest_tpot_s)
     entry = [
-        _instance(f"sarathi{i}", profile, FCFSChunkedPolicy("sarathi", budget), options, i)
+        _instance(
+            f"sarathi{i}",
+            profile,
+            FCFSChunkedPolicy("sarathi", budget, _fixed_spec_len(profile, options)),
+            options,
+            i,
+        )
         for i in range(options.num_replicas)
     ]
     return Deployment("sarathi", entry)
@@ -88,6 +121,7 @@ def _agentflow(profile: SimProfile, options: PolicyOptions) -> Deployment:
         max_num_seqs=profile.max_num_seqs,
         planner=options.planner,
         horizon_s=options.max_step_s,
+        speculation=_spec_config(profile) if options.speculation else None,
     )
     entry = [
         _instance(
@@ -105,6 +139,11 @@ def _agentflow(profile: SimProfile, options: PolicyOptions) -> Deployment:
         for i in range(options.num_replicas)
     ]
     return Deployment("agentflow", entry)
+
+
+def _spec_config(profile: SimProfile) -> SpecConfig:
+    drafter = _drafter(profile)
+    return SpecConfig(max_spec_len=drafter.max_spec_len, alpha=drafter.acceptance)
 
 
 def _distserve(profile: SimProfile, options: PolicyOptions) -> Deployment:
@@ -129,7 +168,13 @@ def _distserve(profile: SimProfile, options: PolicyOptions) -> Deployment:
         for i in range(n)
     ]
     decode = [
-        _instance(f"decode{i}", half, FCFSChunkedPolicy("distserve-decode", budget), options, n + i)
+        _instance(
+            f"decode{i}",
+            half,
+            FCFSChunkedPolicy("distserve-decode", budget, _fixed_spec_len(profile, options)),
+            options,
+            n + i,
+        )
         for i in range(n)
     ]
     bytes_per_token = half.kv_bytes_per_token

@@ -7,7 +7,8 @@ youngest running request is preempted by recompute (vLLM's rule), and no new req
 a step that preempted. The two baselines differ only in the budget: vLLM's default
 `max_num_batched_tokens` (8192, so one long prompt fills a step and stalls every decode), and
 Sarathi-Serve's budget picked offline so that a full step fits the tightest TPOT (stall-free
-batching; see `sarathi_token_budget`).
+batching; see `sarathi_token_budget`). With speculation on, every decode verifies the same
+fixed number of tokens (vLLM's `num_speculative_tokens` + 1), whatever its SLO.
 """
 
 from __future__ import annotations
@@ -60,15 +61,19 @@ class FCFSChunkedPolicy:
     Args:
         name: policy label ("vllm", "sarathi", ...).
         token_budget: tokens per step (capped by the instance's `max_num_batched_tokens`).
+        spec_len: verify length of every decode (1: no speculation).
     """
 
     has_admission_control = False
 
-    def __init__(self, name: str, token_budget: int) -> None:
+    def __init__(self, name: str, token_budget: int, spec_len: int = 1) -> None:
         if token_budget < 1:
             raise ValueError("token_budget must be >= 1")
+        if spec_len < 1:
+            raise ValueError("spec_len must be >= 1")
         self.name = name
         self.token_budget = token_budget
+        self.spec_len = spec_len
 
     def schedule(self, instance: Instance, now_s: float) -> Batch:
         """One step's batch (see the module docstring)."""
@@ -78,16 +83,17 @@ class FCFSChunkedPolicy:
         victims: set[int] = set()
         snapshot = list(instance.running)
         # 1. running decodes, oldest first
+        spec = self.spec_len
         for request in snapshot:
-            if budget <= 0:
+            if budget < spec:
                 break
             if (
                 request.is_decoding
                 and id(request) not in victims
-                and fit_or_preempt(instance, request, request.num_computed + 1, victims)
+                and fit_or_preempt(instance, request, request.num_computed + spec, victims)
             ):
                 decodes.append(request)
-                budget -= 1
+                budget -= spec
         # 2. running prefills (partial prompts, recomputes), as far as free KV allows: their
         # victims would be the decodes already in this batch
         for request in snapshot:
@@ -105,10 +111,11 @@ class FCFSChunkedPolicy:
             # Partial prefills hold all the KV and none can grow: recompute the youngest.
             instance.preempt(instance.running[-1])
             return self.schedule(instance, now_s)
-        return Batch(tuple(decodes), tuple(chunks))
+        spec_lens = (spec,) * len(decodes) if spec > 1 else ()
+        return Batch(tuple(decodes), tuple(chunks), spec_lens)
 
-    @staticmethod
     def _start_waiting(
+        self,
         instance: Instance,
         budget: int,
         decodes: list[SimRequest],
@@ -118,7 +125,8 @@ class FCFSChunkedPolicy:
         while instance.waiting and budget > 0 and len(instance.running) < max_seqs:
             request = instance.waiting[0]
             instance.claim_cached_prefix(request)
-            n = 1 if request.is_decoding else min(request.num_remaining_prefill, budget)
+            remaining = request.num_remaining_prefill
+            n = self.spec_len if request.is_decoding else min(remaining, budget)
             if not instance.reserve(request, request.num_computed + n):
                 instance.release_cached_prefix(request)
                 break

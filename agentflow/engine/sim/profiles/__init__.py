@@ -11,7 +11,12 @@ from dataclasses import dataclass, replace
 from functools import cache
 
 from agentflow.engine.sim.instance import EngineLimits
-from agentflow.engine.sim.profiles.catalog import BLOCK_SIZE, build_catalog
+from agentflow.engine.sim.profiles.catalog import (
+    BLOCK_SIZE,
+    DRAFT_ACCEPTANCE,
+    DRAFT_MAX_SPEC_LEN,
+    build_catalog,
+)
 from agentflow.engine.sim.profiles.hardware import GPUS, MODELS, GPUSpec, ModelSpec
 from agentflow.errors import ConfigError
 from agentflow.planner import AffinePiece, StepTimePredictor
@@ -19,6 +24,7 @@ from agentflow.planner import AffinePiece, StepTimePredictor
 __all__ = [
     "GPUS",
     "MODELS",
+    "Drafter",
     "GPUSpec",
     "ModelSpec",
     "SimProfile",
@@ -29,6 +35,18 @@ __all__ = [
 
 CPU_KV_CACHE_BYTES = 512 * 2**20
 """The CPU engine's default `kv_cache_mib` (agentflow.engine.vllm.config)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drafter:
+    """A draft model for speculative decoding: its cost and how often the target accepts."""
+
+    step_s: float
+    """One sequential draft step (the whole batch drafts together)."""
+    acceptance: float
+    """Per-token acceptance probability (i.i.d., so accepted runs are geometric)."""
+    max_spec_len: int
+    """Longest verify (draft tokens + the bonus token) per request and step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +69,13 @@ class SimProfile:
     disaggregated_half: str | None = None
     """Profile of one half of these GPUs (DistServe's prefill and decode instances)."""
     source: str = ""
+    drafter: Drafter | None = None
+    """Draft model for speculative decoding (None: the profile cannot speculate)."""
 
     def predictor(self) -> StepTimePredictor:
         """A fresh predictor (it carries online state, so each engine gets its own)."""
-        return StepTimePredictor(self.pieces)
+        draft_step_s = self.drafter.step_s if self.drafter is not None else 0.0
+        return StepTimePredictor(self.pieces, draft_step_s=draft_step_s)
 
     def limits(self) -> EngineLimits:
         """The engine limits of one instance with this profile."""
@@ -114,6 +135,9 @@ def _profiles() -> dict[str, SimProfile]:
             link_bytes_per_s=gpu_by_name[entry.gpu].link_bytes_per_s,
             disaggregated_half=entry.disaggregated_half,
             source=entry.source,
+            drafter=None
+            if entry.draft_step_s is None
+            else Drafter(entry.draft_step_s, DRAFT_ACCEPTANCE, DRAFT_MAX_SPEC_LEN),
         )
     return profiles
 

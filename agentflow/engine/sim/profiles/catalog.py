@@ -16,6 +16,11 @@ Two kinds of entries:
   constants minus the weight-read time: 16.6 ms OPT-6.7B A100, 17.7 ms OPT-13B H100, 23.7 ms
   OPT-13B A100 TP2, 28.7 ms OPT-30B A100 TP4).
 
+Draft models (speculative decoding): where the authors published a fitted drafter step (`k2`,
+OPT-125m drafting for OPT) the profile carries it as `draft_step_s`, the time of one sequential
+draft step for the whole batch. The acceptance rate is the authors' CLI default (`--alpha 0.6`;
+their `Problem.alpha` default is 0.8) and the longest verify 8 (their CLI allows 10).
+
 Every profile adds `per_context_token_s = 4 * layers * hidden / (tp * peak * MFU)`, the
 attention FLOPs per (query, key) pair, which prices the quadratic part of long prefills. The
 memory-bound KV read of decodes is not modelled separately (the predictor has one context
@@ -31,7 +36,15 @@ from dataclasses import dataclass
 from agentflow.engine.sim.profiles.hardware import GPUS, MODELS, GPUSpec, ModelSpec
 from agentflow.planner import AffinePiece
 
-__all__ = ["MFU", "ProfileEntry", "build_catalog", "derived_pieces", "kv_blocks"]
+__all__ = [
+    "DRAFT_ACCEPTANCE",
+    "DRAFT_MAX_SPEC_LEN",
+    "MFU",
+    "ProfileEntry",
+    "build_catalog",
+    "derived_pieces",
+    "kv_blocks",
+]
 
 MFU = 0.6
 MBU = 0.8
@@ -56,6 +69,8 @@ class ProfileEntry:
     source: str
     disaggregated_half: str | None = None
     """Profile of one half of the GPUs, for DistServe's prefill and decode instances."""
+    draft_step_s: float | None = None
+    """Fitted time of one draft step (OPT-125m drafter), or None: no draft model known."""
 
 
 def _attention_coefficient(model: ModelSpec, gpu: GPUSpec, tp: int) -> float:
@@ -89,6 +104,12 @@ def kv_blocks(model: ModelSpec, gpu: GPUSpec, tp: int) -> int:
 
 _AUTHORS = "SLOs-Serve fitted coefficients (gulang2019/SLOServe@c9dbc0d batch_timer.py PROFILES)"
 _ROOFLINE = "roofline-derived (GPU datasheet peak FLOP/s and HBM bandwidth; MFU 0.6, MBU 0.8)"
+
+DRAFT_ACCEPTANCE = 0.6
+DRAFT_MAX_SPEC_LEN = 8
+# The authors' drafter step k2 (OPT-125m), per profile: OPT-6.7B 3.46e-3, OPT-13B TP2 3.34e-3,
+# OPT-30B TP4 2.80e-3 (the first piece's k2 where two are given).
+_DRAFT_STEP_S = {"opt-7b-a100": 3.46e-3, "opt-13b-a100-tp2": 3.34e-3, "opt-30b-a100-tp4": 2.80e-3}
 
 # name: (model, gpu, tp, fitted [(k1, b), ...] or None, disaggregated half)
 _ROWS: dict[str, tuple[str, str, int, tuple[tuple[float, float], ...] | None, str | None]] = {
@@ -133,5 +154,6 @@ def build_catalog() -> dict[str, ProfileEntry]:
             kv_bytes_per_token=model.kv_bytes_per_token,
             source=source,
             disaggregated_half=half,
+            draft_step_s=_DRAFT_STEP_S.get(name),
         )
     return catalog

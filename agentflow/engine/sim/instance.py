@@ -231,11 +231,8 @@ class Instance:
     def release_cached_prefix(self, request: SimRequest) -> None:
         """Undo `claim_cached_prefix` for a request that stays waiting (its blocks stay cached)."""
         claimed = self._claimed.pop(id(request), None)
-        if (
-            claimed is None
-            or request.num_generated
-            or request.num_computed != (request.num_cached_tokens)
-        ):
+        has_progressed = request.num_generated or request.num_computed != request.num_cached_tokens
+        if claimed is None or has_progressed:
             return
         parent, entry = claimed
         self._cached[parent] = entry

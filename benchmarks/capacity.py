@@ -218,7 +218,14 @@ def main() -> None:
         + ("_quick" if args.quick else "")
         + ("_bursty" if args.arrivals == "bursty" else "")
     )
-    fields = {"resolution": args.resolution, "capacity_rps": capacity, "ratios": ratios}
+    fields: dict[str, Any] = {
+        "resolution": args.resolution,
+        "capacity_rps": capacity,
+        "ratios": ratios,
+        "ratio_vs_fcfs": ratios.get("agentflow_over_fcfs"),
+        "ratio_vs_edf": ratios.get("agentflow_over_edf"),
+        "admitted_attainment": results.get("agentflow", {}).get("admitted_attainment_at_capacity"),
+    }
     _write_results(args, name, results, wall_s, fields)
 
 
@@ -255,6 +262,10 @@ def _write_fixed_rates(args: argparse.Namespace, results: dict[str, Any], wall_s
     _write_results(args, name, results, wall_s, {"by_rate": by_rate})
 
 
+RESULT_NAMES = {"fcfs": "vllm_fcfs", "edf": "vllm_edf", "agentflow": "agentflow"}
+"""Policy names in the result files (stock vLLM's two schedulers, and ours)."""
+
+
 def _write_results(
     args: argparse.Namespace,
     name: str,
@@ -274,7 +285,7 @@ def _write_results(
         "slo_scale": "CPU: tight TPOT 50 ms, loose 150 ms; TTFT 3x/5x isolated prefill",
         "classes": [asdict(c) for c in CLASSES],
         **fields,
-        "policies": results,
+        "policies": {RESULT_NAMES.get(p, p): r for p, r in results.items()},
         "wall_s": wall_s,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -58,6 +58,8 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     payload = {
         "model": config.model.name,
+        "r2": ours["r2"],
+        "mape": ours["mape"],
         "grid": "quick" if args.quick else "full",
         "num_steps": len(samples),
         "num_held_out": len(held_out),

@@ -123,3 +123,22 @@ def test_routed_replicas_must_run_the_agentflow_scheduler():
 
 def _fields(settings):
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def test_the_router_prices_a_follow_up_with_the_prefix_its_parents_replica_holds():
+    # The follow-up's TTFT is half its full prompt's isolated prefill: only the parent's
+    # cached prompt makes it feasible, and only on the parent's replica. The router must see
+    # that when it routes (else it routes the request as best-effort).
+    parent = _request("p", 0.0, 1500, 20, program_id="prog")
+    ttft_s = 0.5 * PROFILE.predictor().isolated_prefill_s(1600)
+    child = replace(
+        _request("c", 0.0, 1600, 20, program_id="prog", after_id="p"),
+        ttft_s=ttft_s,
+        num_shared_prefix_tokens=1495,
+    )
+    run = simulate_routed([parent, child], "agentflow", PROFILE, OPTIONS, early_stop=False)
+    by_id = {o.request_id: o for o in run.outcomes}
+    assert by_id["c"].num_cached_tokens == 1495 // PROFILE.block_size * PROFILE.block_size
+    assert run.num_best_effort_routes == 0
+    assert by_id["c"].lane is Lane.ADMITTED
+    assert by_id["c"].slo_met

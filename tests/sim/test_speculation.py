@@ -59,7 +59,7 @@ def test_every_policy_finishes_every_request_with_speculation(policy):
     assert all(o.finish_reason.value == "length" for o in outcomes)
 
 
-def test_agentflow_speculates_for_tight_decoders_it_must_keep_pace_with():
+def test_agentflow_verifies_drafts_only_when_speculation_is_on():
     trace = make_trace(60, seed=1, rate_rps=6.0, tpot_choices=(0.05,))
     outcomes = simulate(trace, "agentflow", PROFILE, SPEC)
     assert any(max(_steps(o)) > 1 for o in outcomes)

@@ -4,19 +4,19 @@ Each step the planner (`agentflow.planner.plan`) sees the running and waiting re
 returns the admitted set, the decodes that must run, the admitted prefill chunks (EDF) and the
 spare tokens left in the step's time budget. The batch is laid out in that order:
 
-1. must-run decodes of admitted requests (their token interval opens before the step ends),
-   each verifying its tier's speculative length when speculation is on;
+1. must-run decodes of admitted requests (their token interval opens before the step ends);
 2. the planned prefill chunks of admitted requests;
 3. every other admitted decoder, one token each, as vLLM would. A decode costs about one
    prefill token, and a request that runs ahead of its TPOT leaves sooner and frees its KV
    reservation (pacing decoders at exactly their TPOT doubled the admitted requests' KV
-   residence and made the planner decline for memory). These decode plainly: they are ahead
-   of schedule, and drafts for all of them would make every step pay the drafter and the
-   verify tokens;
+   residence and made the planner decline for memory);
 4. spare tokens, capped so the step stays within the workload's tightest TPOT, for the
    best-effort lane: running decodes, partial prefills, then waiting requests by arrival.
    A best-effort request that could still be admitted is prefilled up to its last token
    only: its first token, which fixes its lane, waits for the planner's verdict.
+
+With speculation on, every admitted decode verifies its planning tier's length (the plan's
+`spec_len_by_tier`); best-effort decodes verify one token.
 
 KV for admitted work may preempt best-effort requests (youngest first) by recompute, never the
 other way round. A request's lane is fixed at its first token: admitted if the plan in force
@@ -32,7 +32,7 @@ vLLM.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from agentflow.engine.sim.instance import Batch, Instance
 from agentflow.engine.sim.policies.fcfs import room_for
@@ -253,7 +253,7 @@ class AgentflowPolicy:
         for rid, n in plan.prefill_tokens_by_id.items():
             layout.prefill(by_id[rid], n, may_preempt=True)
         spare = min(plan.num_spare_tokens, self._spare_cap(layout))
-        self._fill_spare(layout, spare, running, waiting, now_s)
+        self._fill_spare(layout, spare, running, waiting, now_s, spec_len)
         return layout.batch()
 
     def _observe_arrivals(self, waiting: list[SimRequest]) -> None:
@@ -311,12 +311,13 @@ class AgentflowPolicy:
         running: list[SimRequest],
         waiting: Iterable[SimRequest],
         now_s: float,
+        spec_len: Callable[[SimRequest], int],
     ) -> None:
         """Spend the spare tokens: ahead-of-schedule admitted decoders, then best-effort."""
         ahead = [r for r in running if r.is_admitted and r.is_decoding]
         ahead.sort(key=_next_token_due_s)
         for request in ahead:
-            layout.decode(request, may_preempt=False)
+            layout.decode(request, may_preempt=False, spec_len=spec_len(request))
         for request in running:
             if spare <= 0:
                 return

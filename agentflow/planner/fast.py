@@ -58,6 +58,8 @@ class _Greedy:
         self.num_blocks = int(problem.num_blocks[problem.is_old].sum())
         self.swaps_left = max_swaps
         self.num_swaps = 0
+        self.trade_checks_left = 0
+        """Removals and full checks the one-for-two trade pass may still spend."""
         self.max_new_work, self.max_new_blocks = 0.0, 0
 
     def may_exchange(self, j: int, is_memory: bool) -> bool:
@@ -194,28 +196,28 @@ def _offer_all(
     return last_swap
 
 
-def _pair_for(greedy: _Greedy, pool: list[int], budget: list[int]) -> tuple[int, int] | None:
+def _pair_for(greedy: _Greedy, pool: list[int]) -> tuple[int, int] | None:
     """Admit two jobs of `pool` into the current state if some pair fits; return the pair.
 
     Only jobs that pass the cheap screen are checked in full, and every full check spends one
-    unit of `budget[0]`. On failure the state is as before.
+    of `greedy.trade_checks_left`. On failure the state is as before.
     """
     led, jobs, blocks = greedy.ledger, greedy.jobs, greedy.blocks
     fits, _ = _screen(greedy, np.asarray(pool, dtype=np.int64))
     firsts = [j for j, ok in zip(pool, fits, strict=True) if ok]
     for i, first in enumerate(firsts):
-        if budget[0] <= 0:
+        if greedy.trade_checks_left <= 0:
             return None
-        budget[0] -= 1
+        greedy.trade_checks_left -= 1
         if not led.try_add(jobs[first]):
             continue
         greedy.num_blocks += blocks[first]
         rest = firsts[i + 1 :]
         ok_rest, _ = _screen(greedy, np.asarray(rest, dtype=np.int64)) if rest else ([], [])
         for second, ok in zip(rest, ok_rest, strict=True):
-            if not ok or budget[0] <= 0:
+            if not ok or greedy.trade_checks_left <= 0:
                 continue
-            budget[0] -= 1
+            greedy.trade_checks_left -= 1
             if led.try_add(jobs[second]):
                 greedy.num_blocks -= blocks[first]
                 return first, second
@@ -234,18 +236,18 @@ def _exchange_one_for_two(
     so the loop ends; `max_tries` caps the removals and full checks it spends.
     """
     p, led = greedy.problem, greedy.ledger
-    budget = [max_tries]
-    while budget[0] > 0 and num_old + len(greedy.new) < p.max_num_seqs:
+    greedy.trade_checks_left = max_tries
+    while greedy.trade_checks_left > 0 and num_old + len(greedy.new) < p.max_num_seqs:
         pool = [j for j, r in reasons.items() if r in _RETRYABLE and not p.is_late[j]]
         if len(pool) < 2:
             return
         pool = sorted(pool, key=p.deadline_s.__getitem__)[:_PAIR_POOL]
         # Tight decoders first: they hold the most supply for the least prefill work.
         for y in sorted(greedy.new, key=lambda j: (-p.load[j], -greedy.work[j])):
-            budget[0] -= 1
+            greedy.trade_checks_left -= 1
             led.remove(greedy.jobs[y])
             greedy.num_blocks -= greedy.blocks[y]
-            pair = _pair_for(greedy, pool, budget)
+            pair = _pair_for(greedy, pool)
             if pair is not None:
                 greedy.drop(y)
                 reasons[y] = Rejection.COMPUTE
@@ -255,7 +257,7 @@ def _exchange_one_for_two(
                 break
             led.try_add(greedy.jobs[y], force=True)  # it fitted before: put it back
             greedy.num_blocks += greedy.blocks[y]
-            if budget[0] <= 0:
+            if greedy.trade_checks_left <= 0:
                 return
         else:
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import cache
 
 from agentflow.planner.config import SpecConfig
 from agentflow.planner.predictor import StepTimePredictor
@@ -24,6 +25,7 @@ CONFIDENCE_Z = 1.65
 """One-sided 95 % normal quantile."""
 
 
+@cache  # pure, and the enumeration asks for the same few (length, alpha) pairs every plan
 def planned_tokens(spec_len: int, alpha: float) -> float:
     """Tokens per verify the planner may count on: a low quantile of the mean over an SLO window.
 
@@ -75,6 +77,7 @@ def _lengths_for_anchor(
     return lengths
 
 
+@cache
 def _most_dependable_len(alpha: float, max_spec_len: int) -> int:
     """The verify length with the most `planned_tokens` (the shortest among ties)."""
     return max(range(1, max_spec_len + 1), key=lambda n: (planned_tokens(n, alpha), -n))

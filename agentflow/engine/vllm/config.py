@@ -44,7 +44,9 @@ class VLLMEngineConfig(BaseModel):
     planner: PlannerName = "fast"
     """Our scheduler's planner ('none': deadline order only). Ignored by the stock policies."""
     trace_path: Path | None = None
-    """Where our scheduler writes its JSON-lines trace of requests and steps (None: off)."""
+    """Where our scheduler writes its JSON-lines trace of requests and steps (None: off). With
+    a stock policy, steps only: the engine then runs vLLM's scheduler in a subclass that times
+    them and decides nothing."""
     warmup: bool = True
     """Serve a few throw-away requests at start: the first prefill of each new shape pays
     one-off allocations (seconds on CPU) that would otherwise land on a user's first TTFT."""

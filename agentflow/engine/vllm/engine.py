@@ -87,14 +87,22 @@ class VLLMEngine:
 
     @property
     def scheduler_cls(self) -> str | None:
-        """Dotted path of the scheduler class the engine core loads (None: vLLM's own)."""
-        if self.config.policy != "agentflow":
+        """Dotted path of the scheduler class the engine core loads (None: vLLM's own).
+
+        The stock policies run vLLM's own class, or with `trace_path` set a subclass that only
+        times steps into the trace.
+        """
+        if self.config.policy == "agentflow":
+            prefix = "SLO"
+        elif self.config.trace_path is not None:
+            prefix = "Traced"  # stock decisions, step times in the trace
+        else:
             return None
         from vllm.platforms import current_platform
 
         # The CPU platform forces async scheduling off: subclass the sync Scheduler there.
-        name = "SLOScheduler" if current_platform.is_cpu() else "SLOAsyncScheduler"
-        return f"{_SCHEDULER_MODULE}.{name}"
+        suffix = "Scheduler" if current_platform.is_cpu() else "AsyncScheduler"
+        return f"{_SCHEDULER_MODULE}.{prefix}{suffix}"
 
     async def start(self) -> None:
         """Load the model and start the engine core (tens of seconds on CPU)."""

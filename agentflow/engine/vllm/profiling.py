@@ -24,7 +24,7 @@ from agentflow.engine.vllm.config import PlannerName, VLLMEngineConfig
 from agentflow.engine.vllm.engine import VLLMEngine
 from agentflow.planner import StepSample, StepTimePredictor
 
-__all__ = ["ProfileGrid", "fit_now", "measure_steps", "split_samples"]
+__all__ = ["ProfileGrid", "fit_now", "measure_steps", "split_samples", "steps_from_trace"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,12 @@ async def measure_steps(
             await _run_grid(engine, warmup)
             trace.write_text("")
             await _run_grid(engine, grid)
-        rows = [json.loads(line) for line in trace.read_text().splitlines() if line]
+        return steps_from_trace(trace)
+
+
+def steps_from_trace(trace: Path) -> list[StepSample]:
+    """The non-empty measured steps in a scheduler trace (`VLLMEngineConfig.trace_path`)."""
+    rows = [json.loads(line) for line in trace.read_text().splitlines() if line]
     return [
         StepSample(
             num_prefill_tokens=row["num_prefill_tokens"],

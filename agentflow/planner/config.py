@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentflow.errors import ConfigError
+from agentflow.metrics.attainment import TOLERANCE
 
 __all__ = ["PlannerConfig", "SpecConfig"]
 
@@ -78,6 +79,13 @@ class PlannerConfig(_Settings):
     this window."""
     speculation: SpecConfig | None = None
     """Speculative decoding model, or None when the engine does not speculate."""
+    tpot_tolerance: float = Field(default=TOLERANCE, ge=0.0, le=1.0, allow_inf_nan=False)
+    """Decode is paced to TPOT·(1 + this). The SLO judges token n at t0 + (n−1)·TPOT·1.05
+    (metrics.attainment), so the default plans to the rule as scored; the 20-token checkpoints
+    absorb a step that runs over. Planning to the bare TPOT turned away decoders the engine
+    could serve: in the simulator stock vLLM out-served agentflow on tool calling and
+    reasoning (benchmarks/capacity_sim.py). TTFT keeps no such allowance: one late step misses
+    it. 0 plans to the bare TPOT."""
     tier_margin_s: float = Field(default=0.001, ge=0.0, allow_inf_nan=False)
     """Safety margin subtracted from each distinct TPOT to form a tier (SLOs-Serve: 1 ms)."""
     loosest_tier_extra_s: PositiveSeconds = 0.1

@@ -286,6 +286,7 @@ def build_problem(
     if len({r.request_id for r in reqs}) != len(reqs):
         raise ConfigError("planner: request_id values must be unique across running and waiting")
     f = _fields(reqs)
+    f["tpot_s"] = f["tpot_s"] * (1.0 + config.tpot_tolerance)
     tiers_s = derive_tiers(f["tpot_s"], config.tier_margin_s, config.loosest_tier_extra_s)
     t = _timing(f, now_s, tiers_s, config)
     spec_by_tier = _spec_lengths(f, t["decoding"], t["tier"], tiers_s, predictor, config)

@@ -53,13 +53,16 @@ class Flight:
     def is_done(self) -> bool:
         return len(self.token_times_s) >= self.max_output_tokens
 
-    def meets_slo(self) -> bool:
-        """First token by the TTFT deadline; token k by t0 + (k - 1) * TPOT."""
+    def meets_slo(self, tpot_tolerance: float) -> bool:
+        """The planner's promise, checked on every token (stricter than the scoring rule's
+        every 20th): first token by the TTFT deadline; token k by t0 + (k - 1)·TPOT·(1 + tol).
+        """
         deadline = self.arrival_s + self.ttft_s
         if not self.token_times_s or self.token_times_s[0] > deadline + 1e-9:
             return False
         t0 = max(deadline, self.token_times_s[0])
-        return all(t <= t0 + k * self.tpot_s + 1e-9 for k, t in enumerate(self.token_times_s))
+        period = self.tpot_s * (1 + tpot_tolerance)
+        return all(t <= t0 + k * period + 1e-9 for k, t in enumerate(self.token_times_s))
 
 
 def poisson_arrivals(

@@ -60,7 +60,8 @@ def test_a_lone_late_single_token_request_plans_cleanly():
 
 def test_best_effort_decoders_that_missed_an_slo_are_not_promoted():
     now = 5.0
-    behind = make_decoder("behind", now, slack_s=-0.01, is_admitted=False)
+    # 50 ms behind its bare-TPOT schedule: past the 5 % decode tolerance too (8 tokens x 2.5 ms).
+    behind = make_decoder("behind", now, slack_s=-0.05, is_admitted=False)
     late_first = make_decoder("late_first", now, is_admitted=False)
     late_first = replace(late_first, ttft_s=0.1)  # first token came 0.1 s after its deadline
     on_time = make_decoder("on_time", now, is_admitted=False)
@@ -122,11 +123,20 @@ def test_sequence_cap_limits_admissions():
 
 def test_tighter_tpot_among_decodes_gives_a_smaller_step_budget():
     now = 5.0
-    tight = plan(now, [make_decoder("d", now, tpot_s=0.05)], [], PREDICTOR, make_config())
-    loose = plan(now, [make_decoder("d", now, tpot_s=0.15)], [], PREDICTOR, make_config())
+    config = make_config(tpot_tolerance=0.0)
+    tight = plan(now, [make_decoder("d", now, tpot_s=0.05)], [], PREDICTOR, config)
+    loose = plan(now, [make_decoder("d", now, tpot_s=0.15)], [], PREDICTOR, config)
     assert tight.step_time_budget_s < loose.step_time_budget_s
     assert tight.step_time_budget_s == pytest.approx(0.049)
     assert loose.step_time_budget_s == pytest.approx(0.149)
+
+
+def test_the_step_budget_runs_to_the_next_token_due_under_the_tpot_tolerance():
+    # Token 9 (8 generated) is due at t0 + 8 x 50 ms x 1.05: 20 ms later than at the bare TPOT.
+    now = 5.0
+    decoder = make_decoder("d", now, tpot_s=0.05)
+    step = plan(now, [decoder], [], PREDICTOR, make_config(tpot_tolerance=0.05))
+    assert step.step_time_budget_s == pytest.approx(0.049 + 8 * 0.05 * 0.05)
 
 
 def test_ahead_of_schedule_request_gets_a_looser_tier_and_may_skip_the_step():

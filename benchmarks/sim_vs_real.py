@@ -41,6 +41,7 @@ import anyio
 import numpy as np
 
 from agentflow.engine.sim.loop import simulate
+from agentflow.engine.sim.policies.factory import PolicyOptions
 from agentflow.engine.sim.profiles import cpu_profile
 from agentflow.engine.sim.request import RequestSpec
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
@@ -92,7 +93,12 @@ def sim_figures(outcomes: list[ReplayOutcome], policy: str, profile: Any) -> dic
         )
         for o in outcomes
     ]
-    simulated = simulate(specs, SIM_POLICY[policy], profile)
+    # The planner as the real engine runs it (it plans decode to the bare TPOT by default).
+    options = PolicyOptions(
+        tightest_tpot_s=min(s.tpot_s for s in specs),
+        tpot_tolerance=VLLMEngineConfig.model_fields["tpot_tolerance"].default,
+    )
+    simulated = simulate(specs, SIM_POLICY[policy], profile, options)
     ttft, tpot, met = [], [], []
     for spec, out in zip(specs, simulated, strict=True):
         times_ms = [(t - out.arrival_s) * 1e3 for t in out.token_times_s]

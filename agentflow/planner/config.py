@@ -85,7 +85,8 @@ class PlannerConfig(_Settings):
     absorb a step that runs over. Planning to the bare TPOT turned away decoders the engine
     could serve: in the simulator stock vLLM out-served agentflow on tool calling and
     reasoning (benchmarks/capacity_sim.py). TTFT keeps no such allowance: one late step misses
-    it. 0 plans to the bare TPOT."""
+    it. 0 plans to the bare TPOT, keeping the 5 % as a margin for step-time noise: the vLLM
+    engine does that by default (`VLLMEngineConfig.tpot_tolerance`)."""
     tier_margin_s: float = Field(default=0.001, ge=0.0, allow_inf_nan=False)
     """Safety margin subtracted from each distinct TPOT to form a tier (SLOs-Serve: 1 ms)."""
     loosest_tier_extra_s: PositiveSeconds = 0.1

@@ -117,7 +117,11 @@ class VLLMEngine:
             raise EngineError("vLLM is not installed: install agentflow[cpu] or [gpu]") from exc
         cfg = self.config
         additional: dict[str, Any] = {
-            "agentflow": {"planner": cfg.planner, "predictor": self.predictor.to_json()}
+            "agentflow": {
+                "planner": cfg.planner,
+                "predictor": self.predictor.to_json(),
+                "tpot_tolerance": cfg.tpot_tolerance,
+            }
         }
         if cfg.trace_path is not None:
             additional["agentflow"]["trace_path"] = str(cfg.trace_path)

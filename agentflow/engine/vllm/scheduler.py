@@ -207,6 +207,7 @@ class SLOSchedulerMixin(StepTimingMixin):
                 self.max_num_running_reqs, self.scheduler_config.max_num_batched_tokens
             ),
             planner=self.planner_name if self.planner_name != "none" else "fast",
+            tpot_tolerance=float(settings.get("tpot_tolerance", 0.0)),
         )
         self._step_bound = StepBound(self.planner_config.horizon_s, 2 * self.predictor.base_s)
         self._step_config = self.planner_config
@@ -216,7 +217,13 @@ class SLOSchedulerMixin(StepTimingMixin):
         self._lane_by_id: dict[str, str] = {}
         self._lost_ids: set[str] = set()
         """Admitted requests whose SLO is already lost: best-effort from then on."""
-        self._write({"event": "start", "scheduler": type(self).__qualname__})
+        self._write(
+            {
+                "event": "start",
+                "scheduler": type(self).__qualname__,
+                "tpot_tolerance": self.planner_config.tpot_tolerance,
+            }
+        )
 
     # ---------------------------------------------------------------- requests in
     def add_request(self, request: Request) -> None:

@@ -12,6 +12,7 @@ from agentflow.engine.sim.policies.fcfs import FCFSChunkedPolicy, sarathi_token_
 from agentflow.engine.sim.profiles import Drafter, SimProfile, get_profile, list_profiles
 from agentflow.engine.sim.request import SimRequest
 from agentflow.errors import ConfigError
+from agentflow.metrics.attainment import TOLERANCE
 from agentflow.planner import PlannerConfig, SpecConfig, make_planner
 
 __all__ = ["POLICY_NAMES", "PolicyOptions", "make_deployment"]
@@ -44,6 +45,10 @@ class PolicyOptions:
     SLO tier (SLOs-Serve §4); the baselines verify `fixed_spec_len` tokens every decode."""
     fixed_spec_len: int = 4
     """The baselines' verify length under speculation (vLLM's `num_speculative_tokens` + 1)."""
+    tpot_tolerance: float = TOLERANCE
+    """agentflow: decode paced to TPOT·(1 + this) (`PlannerConfig.tpot_tolerance`). The scored
+    tolerance by default: simulated steps take the predicted time unless `jitter` is set.
+    Replaying the real CPU engine, use its setting (`VLLMEngineConfig.tpot_tolerance`)."""
 
 
 def _instance(
@@ -122,6 +127,7 @@ def _agentflow(profile: SimProfile, options: PolicyOptions) -> Deployment:
         planner=options.planner,
         horizon_s=options.max_step_s,
         speculation=_spec_config(profile) if options.speculation else None,
+        tpot_tolerance=options.tpot_tolerance,
     )
     entry = [
         _instance(

@@ -119,3 +119,11 @@ def test_distserve_needs_a_profile_it_can_split():
 def test_unknown_policy_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown policy"):
         make_deployment("fifo", PROFILE, PolicyOptions())
+
+
+def test_agentflow_paces_decode_to_the_scored_tolerance_unless_told_otherwise():
+    # Simulated steps take the predicted time, so the planner may plan to TPOT·1.05 (the SLO
+    # as scored); a replay of the noisy real engine passes that engine's setting instead.
+    for options, expected in ((PolicyOptions(), 0.05), (PolicyOptions(tpot_tolerance=0.0), 0.0)):
+        deployment = make_deployment("agentflow", PROFILE, options)
+        assert {i.policy.config.tpot_tolerance for i in deployment.instances} == {expected}

@@ -21,7 +21,8 @@
 #   (3) their KV blocks fit; (4) they fit in max_num_seqs.
 # A prefilling job decodes from its TTFT deadline (decode credit starts there) until its last
 # token is due. A decoder ahead of schedule adds no load until its next token's interval
-# opens, which is how slack turns into a looser plan.
+# opens, which is how slack turns into a looser plan. Every TPOT here is the request's TPOT
+# times (1 + `PlannerConfig.tpot_tolerance`): the cadence the plan promises.
 
 from __future__ import annotations
 

@@ -81,7 +81,9 @@ def real_figures(outcomes: list[ReplayOutcome]) -> dict[str, float]:
     return _figures(ttft, tpot, [o.slo_met for o in outcomes])
 
 
-def sim_figures(outcomes: list[ReplayOutcome], policy: str, profile: Any) -> dict[str, float]:
+def sim_figures(
+    outcomes: list[ReplayOutcome], policy: str, profile: Any, engine: VLLMEngineConfig
+) -> dict[str, float]:
     specs = [
         RequestSpec(
             request_id=o.request_id,
@@ -93,10 +95,9 @@ def sim_figures(outcomes: list[ReplayOutcome], policy: str, profile: Any) -> dic
         )
         for o in outcomes
     ]
-    # The planner as the real engine runs it (it plans decode to the bare TPOT by default).
+    # The planner as the real engine ran it (it plans decode to the bare TPOT by default).
     options = PolicyOptions(
-        tightest_tpot_s=min(s.tpot_s for s in specs),
-        tpot_tolerance=VLLMEngineConfig.model_fields["tpot_tolerance"].default,
+        tightest_tpot_s=min(s.tpot_s for s in specs), tpot_tolerance=engine.tpot_tolerance
     )
     simulated = simulate(specs, SIM_POLICY[policy], profile, options)
     ttft, tpot, met = [], [], []
@@ -161,7 +162,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"{policy:9} {rate:4.1f} req/s")
             for label, predictor in profiles.items():
                 profile = dataclasses.replace(cpu_profile(), pieces=predictor.pieces)
-                sim = _mean([sim_figures(outcomes, policy, profile) for outcomes in repeats])
+                sim = _mean(
+                    [sim_figures(outcomes, policy, profile, config) for outcomes in repeats]
+                )
                 errors = {k: abs(sim[k] - real[k]) / max(abs(real[k]), 1e-9) for k in real}
                 row[label] = sim
                 row["rel_error" if label == "sim" else f"rel_error_{label[4:]}"] = errors

@@ -8,7 +8,9 @@ Poisson or bursty (Azure code trace timestamps) arrivals. For each policy the ar
 bisected for capacity: the highest rate whose attainment (the project's SLO rule; best-effort =
 miss) exceeds 90 % with the queue drained within 20 s of the last deadline. The same requests
 arrive at every rate (time-scaled), with fresh prompt text per probe so prefix caching cannot
-carry over between probes.
+carry over between probes. The three engines stay up for the whole run and the policies'
+probes alternate, one engine serving at a time, so the machine's drift over the run lands on
+every policy alike rather than on whichever was bisected last.
 
 With `--rates R ...` the policies are probed at those rates only (no bisection) and the run
 reports attainment and goodput per rate. That is the mode for bursty arrivals: a window of the
@@ -33,6 +35,7 @@ import itertools
 import json
 import os
 import time
+from contextlib import AsyncExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,6 @@ import numpy as np
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
 from agentflow.engine.vllm.profiling import fit_now
 from agentflow.models import resolve_model
-from agentflow.planner import StepTimePredictor
 from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
 from agentflow.workloads.capacity import ProbeResult, bisect_capacity
 from agentflow.workloads.cpu_mix import CLASSES, at_rate, build_workload
@@ -90,63 +92,66 @@ def engine_config(model: Path, policy: str) -> VLLMEngineConfig:
 
 async def capacity_of(
     policy: str,
-    model: Path,
+    engine: VLLMEngine,
     workload: list[TraceRequest],
     args: argparse.Namespace,
-    predictor: StepTimePredictor | None,
+    turn: anyio.Lock,
 ) -> dict[str, Any]:
+    """Bisect (or probe at `args.rates`) one policy's capacity on its running engine.
+
+    Each probe holds `turn` (a FIFO lock shared by the policies) for its whole replay, so one
+    engine serves at a time and the policies' probes alternate.
+    """
     salts = itertools.count()
     details: list[dict[str, Any]] = []
-    async with VLLMEngine(engine_config(model, policy), predictor=predictor) as engine:
 
-        async def evaluate_async(rate_rps: float) -> ProbeResult:
+    async def evaluate_async(rate_rps: float) -> ProbeResult:
+        async with turn:
             started = time.monotonic()
             outcomes = await replay(
                 engine, at_rate(workload, rate_rps), name=f"{policy}-{next(salts)}"
             )
-            result = score(outcomes, rate_rps, time.monotonic() - started)
-            admitted = [o for o in outcomes if not o.best_effort]
-            details.append(
-                {
-                    **asdict(result),
-                    "admitted_attainment": float(np.mean([o.slo_met for o in admitted]))
-                    if admitted
-                    else None,
-                    "by_class": {
-                        cls.name: float(
-                            np.mean(
-                                [o.slo_met for o in outcomes if o.request.slo_class == cls.name]
-                            )
-                        )
-                        for cls in CLASSES
-                    },
-                }
-            )
-            print(
-                f"  {policy:9} {rate_rps:6.2f} req/s: attainment {result.attainment:6.1%}"
-                f" best-effort {result.num_best_effort:3d} drained {result.is_drained}"
-                f" ({result.wall_s:.0f} s)",
-                flush=True,
-            )
-            return result
-
-        if args.rates:
-            for rate_rps in args.rates:
-                await evaluate_async(rate_rps)
-            return {"probes": details}
-
-        def evaluate(rate_rps: float) -> ProbeResult:
-            return anyio.from_thread.run(evaluate_async, rate_rps)
-
-        found = await anyio.to_thread.run_sync(
-            lambda: bisect_capacity(
-                evaluate,
-                start_rps=args.start_rps,
-                resolution=args.resolution,
-                min_rps=0.05,
-                max_rps=64.0,
-            )
+        result = score(outcomes, rate_rps, time.monotonic() - started)
+        admitted = [o for o in outcomes if not o.best_effort]
+        details.append(
+            {
+                **asdict(result),
+                "admitted_attainment": float(np.mean([o.slo_met for o in admitted]))
+                if admitted
+                else None,
+                "by_class": {
+                    cls.name: float(
+                        np.mean([o.slo_met for o in outcomes if o.request.slo_class == cls.name])
+                    )
+                    for cls in CLASSES
+                },
+            }
         )
+        print(
+            f"  {policy:9} {rate_rps:6.2f} req/s: attainment {result.attainment:6.1%}"
+            f" best-effort {result.num_best_effort:3d} drained {result.is_drained}"
+            f" ({result.wall_s:.0f} s)",
+            flush=True,
+        )
+        return result
+
+    if args.rates:
+        for rate_rps in args.rates:
+            await evaluate_async(rate_rps)
+        return {"probes": details}
+
+    def evaluate(rate_rps: float) -> ProbeResult:
+        return anyio.from_thread.run(evaluate_async, rate_rps)
+
+    found = await anyio.to_thread.run_sync(
+        lambda: bisect_capacity(
+            evaluate,
+            start_rps=args.start_rps,
+            resolution=args.resolution,
+            min_rps=0.05,
+            max_rps=64.0,
+        )
+    )
     at_capacity = [d for d in details if d["rate_rps"] == found.capacity_rps]
     return {
         "capacity_rps": found.capacity_rps,
@@ -166,11 +171,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # planner on, as agentflow's real steps include planning.
     fit_config = engine_config(model, "agentflow")
     predictor = await fit_now(fit_config, planner="fast") if args.calibrate else None
-    results = {}
-    for policy in args.policies:
-        print(f"{policy}: {'probing' if args.rates else 'bisecting capacity'}", flush=True)
-        results[policy] = await capacity_of(policy, model, workload, args, predictor)
-    return results
+    results: dict[str, Any] = {}
+    # Every policy's engine stays up and their probes alternate (one engine serves at a time):
+    # bisected one after another, the machine's drift over the run landed on the ratios. Idle
+    # engines do not slow the serving one (measured: step-time fits within 3 %).
+    turn = anyio.Lock()
+    async with AsyncExitStack() as stack:
+        engines = {
+            policy: await stack.enter_async_context(
+                VLLMEngine(engine_config(model, policy), predictor=predictor)
+            )
+            for policy in args.policies
+        }
+        mode = "probing" if args.rates else "bisecting capacity"
+        print(f"{', '.join(args.policies)}: {mode}, probes alternating", flush=True)
+
+        async def measure(policy: str) -> None:
+            results[policy] = await capacity_of(policy, engines[policy], workload, args, turn)
+
+        async with anyio.create_task_group() as group:
+            for policy in args.policies:
+                group.start_soon(measure, policy)
+    return {policy: results[policy] for policy in args.policies}
 
 
 def main() -> None:

@@ -143,7 +143,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             own_steps = steps_from_trace(trace)
         own = StepTimePredictor.fit(own_steps)
         print(f"{policy}: {len(own_steps)} steps measured in the run")
-        profiles = {"sim": fitted, "sim_own_steps": own}
+        # label of the simulated figures -> (key of their errors, step-time profile)
+        profiles = {"sim": ("rel_error", fitted), "sim_own_steps": ("rel_error_own_steps", own)}
         for rate, repeats in runs:
             real_runs = [real_figures(outcomes) for outcomes in repeats]
             real = _mean(real_runs)
@@ -154,20 +155,20 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "real_runs": real_runs,
                 # The real engine against itself: the same trace twice, minutes apart.
                 "rel_spread_real": {
-                    k: (max(r[k] for r in real_runs) - min(r[k] for r in real_runs))
-                    / max(abs(real[k]), 1e-9)
+                    k: _relative(
+                        max(r[k] for r in real_runs) - min(r[k] for r in real_runs), real[k]
+                    )
                     for k in real
                 },
             }
             print(f"{policy:9} {rate:4.1f} req/s")
-            for label, predictor in profiles.items():
+            for label, (error_key, predictor) in profiles.items():
                 profile = dataclasses.replace(cpu_profile(), pieces=predictor.pieces)
                 sim = _mean(
                     [sim_figures(outcomes, policy, profile, config) for outcomes in repeats]
                 )
-                errors = {k: abs(sim[k] - real[k]) / max(abs(real[k]), 1e-9) for k in real}
-                row[label] = sim
-                row["rel_error" if label == "sim" else f"rel_error_{label[4:]}"] = errors
+                errors = {k: _relative(sim[k] - real[k], real[k]) for k in real}
+                row[label], row[error_key] = sim, errors
                 print(f"  {label}")
                 for key in real:
                     print(
@@ -177,6 +178,10 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     )
             rows.append(row)
     return rows
+
+
+def _relative(difference: float, reference: float) -> float:
+    return abs(difference) / max(abs(reference), 1e-9)
 
 
 def _mean(figures: list[dict[str, float]]) -> dict[str, float]:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LANE_KEY", "SchedulingPolicy", "VLLMEngineConfig"]
+__all__ = ["ENGINE_TPOT_TOLERANCE", "LANE_KEY", "SchedulingPolicy", "VLLMEngineConfig"]
 
 LANE_KEY = "agentflow_lane"
 """Output key through which our scheduler tells the client a request's lane: vLLM outputs have
@@ -17,6 +17,9 @@ no field for it, so it rides in `RequestOutput.kv_transfer_params` (unused witho
 SchedulingPolicy = Literal["agentflow", "fcfs", "edf"]
 """agentflow = our scheduler class; fcfs = stock vLLM; edf = stock vLLM priority = deadline."""
 
+
+ENGINE_TPOT_TOLERANCE = 0.0
+"""The real engine's default `tpot_tolerance` (see `VLLMEngineConfig.tpot_tolerance`)."""
 
 PlannerName = Literal["fast", "exact", "none"]
 """Our scheduler's planner; 'none' serves in deadline order without admission control."""
@@ -43,7 +46,9 @@ class VLLMEngineConfig(BaseModel):
     seed: int = 0
     planner: PlannerName = "fast"
     """Our scheduler's planner ('none': deadline order only). Ignored by the stock policies."""
-    tpot_tolerance: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    tpot_tolerance: float = Field(
+        default=ENGINE_TPOT_TOLERANCE, ge=0.0, le=1.0, allow_inf_nan=False
+    )
     """How far past the bare TPOT the planner paces decode (`PlannerConfig.tpot_tolerance`).
     0 here, unlike the simulator's 0.05 (the tolerance the SLO is scored with): on this shared
     2-core VM step times drift by 10 % between runs, and the 5 % is the margin that keeps

@@ -28,7 +28,7 @@ from vllm.v1.core.sched.request_queue import create_request_queue
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
-from agentflow.engine.vllm.config import LANE_KEY
+from agentflow.engine.vllm.config import ENGINE_TPOT_TOLERANCE, LANE_KEY
 from agentflow.engine.vllm.planning import (
     BEST_EFFORT_PRIORITY_OFFSET,
     settings_for,
@@ -207,7 +207,7 @@ class SLOSchedulerMixin(StepTimingMixin):
                 self.max_num_running_reqs, self.scheduler_config.max_num_batched_tokens
             ),
             planner=self.planner_name if self.planner_name != "none" else "fast",
-            tpot_tolerance=float(settings.get("tpot_tolerance", 0.0)),
+            tpot_tolerance=float(settings.get("tpot_tolerance", ENGINE_TPOT_TOLERANCE)),
         )
         self._step_bound = StepBound(self.planner_config.horizon_s, 2 * self.predictor.base_s)
         self._step_config = self.planner_config

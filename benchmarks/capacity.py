@@ -25,7 +25,9 @@ cached `agentflow profile` fit, as `--quick` does).
 Rerun: `.venv/bin/python benchmarks/capacity.py --backend vllm [--quick]` (Poisson, bisection;
 writes capacity_vllm[_quick].json and .png) and
 `.venv/bin/python benchmarks/capacity.py --backend vllm --arrivals bursty --rates 0.5 1 2`
-(writes capacity_vllm_bursty.json and .png).
+(writes capacity_vllm_bursty.json and .png). `--speculation K` gives every policy vLLM's
+n-gram speculation with up to K drafts (stock vLLM verifies all of them, agentflow picks each
+SLO tier's length from the acceptance it measures) and writes capacity_vllm_spec.json.
 """
 
 from __future__ import annotations
@@ -83,10 +85,19 @@ def score(outcomes: list[ReplayOutcome], rate_rps: float, wall_s: float) -> Prob
     )
 
 
-def engine_config(model: Path, policy: str) -> VLLMEngineConfig:
-    """The engine every policy runs on (and the step-time model is fitted on)."""
+def engine_config(model: Path, policy: str, num_drafts: int = 0) -> VLLMEngineConfig:
+    """The engine every policy runs on (and the step-time model is fitted on).
+
+    `num_drafts` > 0: n-gram speculation, every policy alike (stock vLLM verifies every draft;
+    agentflow's planner picks each SLO tier's length).
+    """
     return VLLMEngineConfig(
-        model=model, policy=policy, kv_cache_mib=512, max_num_seqs=64, max_num_batched_tokens=512
+        model=model,
+        policy=policy,
+        kv_cache_mib=512,
+        max_num_seqs=64,
+        max_num_batched_tokens=512,
+        num_speculative_tokens=num_drafts,
     )
 
 
@@ -179,7 +190,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
         engines = {
             policy: await stack.enter_async_context(
-                VLLMEngine(engine_config(model, policy), predictor=predictor)
+                VLLMEngine(engine_config(model, policy, args.speculation), predictor=predictor)
             )
             for policy in args.policies
         }
@@ -203,6 +214,14 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--policies", nargs="+", default=list(POLICIES))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--speculation",
+        type=int,
+        default=0,
+        metavar="K",
+        help="n-gram speculation with up to K drafts per decode, for every policy (default 0:"
+        " off); results go to capacity_vllm_spec*.json",
+    )
     parser.add_argument(
         "--rates", nargs="+", type=_positive_rate, default=None, help="probe only these rates"
     )
@@ -239,6 +258,7 @@ def main() -> None:
         "capacity_vllm"
         + ("_quick" if args.quick else "")
         + ("_bursty" if args.arrivals == "bursty" else "")
+        + ("_spec" if args.speculation else "")
     )
     fields: dict[str, Any] = {
         "resolution": args.resolution,
@@ -280,7 +300,12 @@ def _write_fixed_rates(args: argparse.Namespace, results: dict[str, Any], wall_s
         cells = "  ".join(f"{p} {a:6.1%}" for p, a in entry["attainment"].items())
         print(f"  {rate:5.2f} req/s: {cells}")
     suffix = "_bursty" if args.arrivals == "bursty" else "_poisson_rates"
-    name = "capacity_vllm" + ("_quick" if args.quick else "") + suffix
+    name = (
+        "capacity_vllm"
+        + ("_quick" if args.quick else "")
+        + suffix
+        + ("_spec" if args.speculation else "")
+    )
     _write_results(args, name, results, wall_s, {"by_rate": by_rate})
 
 
@@ -306,6 +331,7 @@ def _write_results(
         else "the cached `agentflow profile` fit",
         "slo_scale": "CPU: tight TPOT 50 ms, loose 150 ms; TTFT 3x/5x isolated prefill",
         "classes": [asdict(c) for c in CLASSES],
+        "num_speculative_tokens": args.speculation,
         **fields,
         "policies": {RESULT_NAMES.get(p, p): r for p, r in results.items()},
         "wall_s": wall_s,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,25 @@ class StepTimePredictor:
             for p in self._pieces
         )
         return max(0.0, raw + self.draft_step_s * num_draft_steps + self._bias_s)
+
+    def with_drafts_priced(self) -> StepTimePredictor:
+        """This predictor, with a draft token priced like a prefill token where unmeasured.
+
+        A profile fitted on steps without speculation has a zero draft slope: it never saw
+        one. A verified draft is one more query token through the model, as a prompt token
+        is, so that is its price until steps with drafts refit it.
+        """
+        pieces = [
+            p if p.per_spec_token_s > 0 else replace(p, per_spec_token_s=p.per_prefill_token_s)
+            for p in self._pieces
+        ]
+        return StepTimePredictor(
+            pieces,
+            bias_s=self._bias_s,
+            residual_clip_s=self.residual_clip_s,
+            residual_decay=self.residual_decay,
+            draft_step_s=self.draft_step_s,
+        )
 
     def draft_s(self, num_draft_steps: int) -> float:
         """The drafter's share of a step with `num_draft_steps` sequential draft steps."""

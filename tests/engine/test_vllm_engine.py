@@ -71,8 +71,10 @@ def _trace(path):
 async def test_our_scheduler_class_runs_inside_the_engine_core(engine, trace_path):
     assert engine.scheduler_cls == "agentflow.engine.vllm.scheduler.SLOScheduler"
     events = _trace(trace_path)
-    # Decode is planned to the bare TPOT on this noisy CPU engine (VLLMEngineConfig default).
-    assert {"event": "start", "scheduler": "SLOScheduler", "tpot_tolerance": 0.0} in events
+    # Decode is planned to the bare TPOT on this noisy CPU engine (VLLMEngineConfig default),
+    # and nothing is drafted unless speculation is asked for.
+    start = {"event": "start", "scheduler": "SLOScheduler", "tpot_tolerance": 0.0, "max_drafts": 0}
+    assert start in events
 
 
 async def test_two_stage_program_chains_outputs_and_slo_metadata_reaches_the_scheduler(

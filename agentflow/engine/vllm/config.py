@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["ENGINE_TPOT_TOLERANCE", "LANE_KEY", "SchedulingPolicy", "VLLMEngineConfig"]
 
@@ -59,6 +59,15 @@ class VLLMEngineConfig(BaseModel):
     """Where our scheduler writes its JSON-lines trace of requests and steps (None: off). With
     a stock policy, steps only: the engine then runs vLLM's scheduler in a subclass that times
     them and decides nothing."""
+    num_speculative_tokens: int = Field(default=0, ge=0, le=15)
+    """Drafts per decode from vLLM's n-gram proposer (prompt lookup); 0 turns speculation off.
+    Under `policy='agentflow'` this is the most a request verifies: the planner picks each SLO
+    tier's length every step from the acceptance it measures (SLOs-Serve §4). The stock
+    policies verify every draft, as vLLM does."""
+    ngram_lookup: tuple[int, int] = (2, 4)
+    """Shortest and longest n-gram the proposer matches against the prompt and output so far."""
+    spec_acceptance_prior: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """The planner's per-draft acceptance probability until it has measured its own."""
     warmup: bool = True
     """Serve a few throw-away requests at start: the first prefill of each new shape pays
     one-off allocations (seconds on CPU) that would otherwise land on a user's first TTFT."""
@@ -68,3 +77,24 @@ class VLLMEngineConfig(BaseModel):
     Measured on 2 cores: unpinned ('nobind'), steps stall for up to 3 s when the frontend is
     busy and the step-time fit has R² 0.03; pinned, R² 0.99 (benchmarks/predictor_accuracy.py).
     """
+
+    @model_validator(mode="after")
+    def _lookup_is_a_range(self) -> VLLMEngineConfig:
+        shortest, longest = self.ngram_lookup
+        if not 1 <= shortest <= longest:
+            raise ValueError(
+                f"ngram_lookup must be (min, max) with 1 <= min <= max, got {self.ngram_lookup}"
+            )
+        return self
+
+    @property
+    def speculative_config(self) -> dict[str, Any] | None:
+        """The `speculative_config` vLLM gets from these settings (None: speculation off)."""
+        if self.num_speculative_tokens == 0:
+            return None
+        return {
+            "method": "ngram",
+            "num_speculative_tokens": self.num_speculative_tokens,
+            "prompt_lookup_min": self.ngram_lookup[0],
+            "prompt_lookup_max": self.ngram_lookup[1],
+        }

@@ -121,6 +121,7 @@ class VLLMEngine:
                 "planner": cfg.planner,
                 "predictor": self.predictor.to_json(),
                 "tpot_tolerance": cfg.tpot_tolerance,
+                "spec_acceptance_prior": cfg.spec_acceptance_prior,
             }
         }
         if cfg.trace_path is not None:
@@ -139,6 +140,7 @@ class VLLMEngine:
             scheduling_policy="fcfs" if cfg.policy == "fcfs" else "priority",
             scheduler_cls=self.scheduler_cls,
             additional_config=additional,
+            speculative_config=cfg.speculative_config,
             seed=cfg.seed,
         )
         try:

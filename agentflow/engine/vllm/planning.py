@@ -7,14 +7,20 @@ into the few scheduler settings the mixin changes for one step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from vllm.v1.request import Request
 
 from agentflow.planner import PlanRequest, StepPlan, StepTimePredictor, chunk_context_tokens
 
-__all__ = ["BEST_EFFORT_PRIORITY_OFFSET", "StepSettings", "settings_for", "to_plan_request"]
+__all__ = [
+    "BEST_EFFORT_PRIORITY_OFFSET",
+    "StepSettings",
+    "is_decoding",
+    "settings_for",
+    "to_plan_request",
+]
 
 BEST_EFFORT_PRIORITY_OFFSET = 10**15
 """Added to a best-effort request's heap key so every admitted request is considered first."""
@@ -73,6 +79,7 @@ def settings_for(
     predictor: StepTimePredictor,
     max_spare_step_s: float,
     max_tokens_cap: int,
+    draft_limits: Mapping[str, int] | None = None,
 ) -> StepSettings:
     """Lay one plan out as vLLM settings, the way the simulator's agentflow policy does.
 
@@ -81,11 +88,14 @@ def settings_for(
     sooner and frees its KV), and spare tokens for the best-effort lane, capped so the step
     stays within `max_spare_step_s`: filling the plan's whole time budget with best-effort work
     would make a request arriving meanwhile wait that long for its first chunk.
+
+    `draft_limits` (speculation): drafts each request may verify; an admitted decoder's step
+    tokens are its own token plus the drafts it holds up to that limit.
     """
     admitted = frozenset(plan.admitted_ids)
     chunks = plan.prefill_tokens_by_id
     must_decode = {rid: rank for rank, rid in enumerate(plan.decode_ids)}
-    decoders = [r for r in running if _is_decoding(r)]
+    decoders = [r for r in running if is_decoding(r)]
     admitted_decoders = [r for r in decoders if r.request_id in admitted]
     best_effort_decoders = [r for r in decoders if r.request_id not in admitted]
     ranks = {
@@ -93,6 +103,12 @@ def settings_for(
         + (0 if r.request_id in admitted else 1)
         for r in running
     }
+    limits = draft_limits or {}
+    num_drafts = sum(
+        min(len(r.spec_token_ids), limits[r.request_id])
+        for r in admitted_decoders
+        if limits.get(r.request_id)
+    )
     planned_prefill = sum(chunks.values())
     context = sum(r.num_computed_tokens + 1 for r in admitted_decoders)
     by_id = {r.request_id: r for r in running}
@@ -101,7 +117,7 @@ def settings_for(
         for rid, n in chunks.items()
     )
     fit = predictor.max_prefill_tokens(
-        max_spare_step_s, len(admitted_decoders), context, num_prefill_pairs=pairs
+        max_spare_step_s, len(admitted_decoders), context, num_drafts, num_prefill_pairs=pairs
     )
     spare = max(0, min(plan.num_spare_tokens, fit - planned_prefill))
     kept = best_effort_decoders[:spare]
@@ -109,7 +125,7 @@ def settings_for(
     # vLLM serves the running list before the waiting queue, so a running prompt behind a
     # waiting one in the plan's deadline order (or given no chunk) would take the tokens
     # planned for the waiting one: sit it out this step.
-    deferred = {r.request_id for r in running if not _is_decoding(r)}
+    deferred = {r.request_id for r in running if not is_decoding(r)}
     for rid, num_tokens in chunks.items():  # in deadline order
         if rid not in by_id and num_tokens > 0:
             break
@@ -117,7 +133,7 @@ def settings_for(
     else:
         deferred = set()  # no waiting prompt has a chunk: running prompts may take it all
     hidden = frozenset(r.request_id for r in best_effort_decoders[len(kept) :]) | deferred
-    budget = len(admitted_decoders) + len(kept) + planned_prefill + spare
+    budget = len(admitted_decoders) + num_drafts + len(kept) + planned_prefill + spare
     return StepSettings(
         token_budget=max(1, min(max_tokens_cap, budget)),
         admitted_ids=admitted,
@@ -126,7 +142,8 @@ def settings_for(
     )
 
 
-def _is_decoding(request: Request) -> bool:
+def is_decoding(request: Request) -> bool:
+    """Whether the request has its whole prompt computed and a first token out."""
     return (
         request.num_output_tokens > 0 and request.num_computed_tokens >= request.num_prompt_tokens
     )

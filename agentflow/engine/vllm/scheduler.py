@@ -31,12 +31,15 @@ from vllm.v1.request import Request
 from agentflow.engine.vllm.config import ENGINE_TPOT_TOLERANCE, LANE_KEY
 from agentflow.engine.vllm.planning import (
     BEST_EFFORT_PRIORITY_OFFSET,
+    is_decoding,
     settings_for,
     to_plan_request,
 )
+from agentflow.engine.vllm.speculation import AcceptanceMeter, draft_limits, trim_drafts
 from agentflow.planner import (
     PlannerConfig,
     PlanRequest,
+    SpecConfig,
     StepBound,
     StepPlan,
     StepSample,
@@ -61,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_TTFT_MS = 10_000.0
 _DEFAULT_TPOT_MS = 1_000.0
+ACCEPTANCE_STEP = 0.02
+"""The planner's acceptance is updated once the measured one has moved this far from it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,8 @@ class _StepShape:
     num_decode_reqs: int
     num_context_tokens: int
     num_prefill_pairs: int
+    num_spec_tokens: int = 0
+    """Draft tokens verified in the step (beyond each decode's own token)."""
 
 
 class StepTimingMixin(Scheduler):
@@ -144,7 +151,7 @@ class StepTimingMixin(Scheduler):
                     step.num_prefill_tokens,
                     step.num_decode_reqs,
                     step.num_context_tokens,
-                    0,
+                    step.num_spec_tokens,
                     elapsed_s,
                     step.num_prefill_pairs,
                 )
@@ -173,8 +180,9 @@ class StepTimingMixin(Scheduler):
                 num_pairs += chunk_context_tokens(computed_before, num_tokens)
             else:
                 num_decode += 1
-                num_context += computed_before + num_tokens
-        return _StepShape(started_s, num_prefill, num_decode, num_context, num_pairs)
+                num_context += computed_before + 1
+        num_spec = sum(len(drafts) for drafts in output.scheduled_spec_decode_tokens.values())
+        return _StepShape(started_s, num_prefill, num_decode, num_context, num_pairs, num_spec)
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._trace is not None:
@@ -212,6 +220,20 @@ class SLOSchedulerMixin(StepTimingMixin):
         self._step_bound = StepBound(self.planner_config.horizon_s, 2 * self.predictor.base_s)
         self._step_config = self.planner_config
         """`planner_config` with the horizon bounded by recent arrivals (`_step_bound`)."""
+        spec = self.vllm_config.speculative_config
+        self._max_drafts: int = (spec.num_speculative_tokens or 0) if spec is not None else 0
+        """Drafts vLLM's proposer makes per request and step (0: no speculation)."""
+        self._acceptance: AcceptanceMeter | None = None
+        self._allowed_drafts: dict[str, int] = {}
+        """request_id -> drafts the last step allowed (decoders only), for the meter."""
+        if self._max_drafts and self.planner is not None:
+            self._acceptance = AcceptanceMeter(
+                prior=float(settings.get("spec_acceptance_prior", 0.5))
+            )
+            # A profile fitted without speculation has never seen a draft token; unpriced, the
+            # planner would take drafts for free and always verify the longest.
+            self.predictor = self.predictor.with_drafts_priced()
+            self._use_acceptance(self._acceptance.alpha)
         self._admitted_ids: frozenset[str] = frozenset()
         self._first_token_s: dict[str, float] = {}
         self._lane_by_id: dict[str, str] = {}
@@ -222,8 +244,16 @@ class SLOSchedulerMixin(StepTimingMixin):
                 "event": "start",
                 "scheduler": type(self).__qualname__,
                 "tpot_tolerance": self.planner_config.tpot_tolerance,
+                "max_drafts": self._max_drafts,
             }
         )
+
+    def _use_acceptance(self, alpha: float) -> None:
+        """Plan speculation with acceptance `alpha` from now on."""
+        speculation = SpecConfig(max_spec_len=self._max_drafts + 1, alpha=alpha)
+        self.planner_config = self.planner_config.model_copy(update={"speculation": speculation})
+        self._step_config = self._step_bound.applied_to(self.planner_config)
+        self._write({"event": "acceptance", "alpha": alpha})
 
     # ---------------------------------------------------------------- requests in
     def add_request(self, request: Request) -> None:
@@ -351,12 +381,18 @@ class SLOSchedulerMixin(StepTimingMixin):
         # 1. Decide everything first, touching no scheduler state: a bug here must cost one
         #    step of deadline order, not the engine (vLLM treats a raise as fatal).
         try:
+            limits = (
+                draft_limits(plan, (r.request_id for r in self.running), self._max_drafts)
+                if self._max_drafts
+                else {}
+            )
             settings = settings_for(
                 plan,
                 running=self.running,
                 predictor=self.predictor,
                 max_spare_step_s=self._tightest_tpot_s(),
                 max_tokens_cap=self.scheduler_config.max_num_batched_tokens,
+                draft_limits=limits,
             )
             hidden = [r for r in self.running if r.request_id in settings.hidden_ids]
         except Exception:
@@ -370,6 +406,13 @@ class SLOSchedulerMixin(StepTimingMixin):
         self.running = [r for r in self.running if r.request_id not in settings.hidden_ids]
         self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
         self.max_num_scheduled_tokens = settings.token_budget
+        if limits:
+            trim_drafts(self.running, limits)
+            self._allowed_drafts = {
+                r.request_id: limits[r.request_id]
+                for r in self.running
+                if limits.get(r.request_id, 0) > 0 and is_decoding(r)
+            }
         # Hidden requests still hold a running slot: count them against the engine's cap. The
         # plan's batch size is not imposed: best-effort requests need slots too.
         self.max_num_active_reqs = max(0, saved_active - len(hidden))
@@ -399,10 +442,27 @@ class SLOSchedulerMixin(StepTimingMixin):
         """Time the step (refining the predictor), pass through, record first tokens and lanes."""
         now_s = time.time()
         outputs = super().update_from_output(scheduler_output, model_runner_output)
+        num_new_by_id: dict[str, int] = {}
         for engine_outputs in outputs.values():
             for out in engine_outputs.outputs:
                 self._tag_lane(out, now_s)
+                num_new_by_id[out.request_id] = len(out.new_token_ids)
+        if self._acceptance is not None and self._allowed_drafts:
+            self._measure_acceptance(scheduler_output, num_new_by_id)
         return outputs
+
+    def _measure_acceptance(self, scheduler_output: Any, num_new_by_id: dict[str, int]) -> None:
+        """Feed the meter one verify per decoder the step allowed drafts (none held: a miss)."""
+        assert self._acceptance is not None
+        scheduled = scheduler_output.num_scheduled_tokens
+        for rid, allowed in self._allowed_drafts.items():
+            if rid in scheduled and rid in num_new_by_id:
+                self._acceptance.observe(allowed, num_new_by_id[rid] - 1)
+        self._allowed_drafts = {}
+        alpha = self._acceptance.alpha
+        planned = self.planner_config.speculation
+        if planned is not None and abs(alpha - planned.alpha) >= ACCEPTANCE_STEP:
+            self._use_acceptance(alpha)
 
     def _on_step_timed(self, sample: StepSample) -> None:
         self.predictor.observe(sample)

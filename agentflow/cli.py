@@ -64,6 +64,14 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-num-seqs", type=int, default=64)
     group.add_argument("--max-num-batched-tokens", type=int, default=512)
     group.add_argument("--load-format", default="auto", help="'dummy' for random weights")
+    group.add_argument(
+        "--speculative-tokens",
+        type=int,
+        default=0,
+        metavar="K",
+        help="vLLM n-gram speculation, up to K drafts per decode (0: off); under the agentflow"
+        " policy the planner picks each SLO tier's length",
+    )
     group.add_argument("--trace", type=Path, help="write the scheduler's JSON-lines trace here")
 
 
@@ -243,6 +251,11 @@ def _engine_config(args: argparse.Namespace) -> Any:
         os.environ.setdefault("TQDM_DISABLE", "1")
     # The simulator needs no weights: it serves the profile given by --sim-profile.
     sim = getattr(args, "backend", "vllm") == "sim"
+    if sim and args.speculative_tokens:
+        raise ConfigError(
+            "--speculative-tokens is for the vLLM backend; the simulator models a draft model"
+            " through its profile (`agentflow bench capacity --speculation`)"
+        )
     model = Path(args.model or f"sim-{args.sim_profile}") if sim else resolve_model(args.model)
     from agentflow.engine.vllm import VLLMEngineConfig
 
@@ -255,6 +268,7 @@ def _engine_config(args: argparse.Namespace) -> Any:
             max_num_batched_tokens=args.max_num_batched_tokens,
             load_format=args.load_format,
             trace_path=args.trace,
+            num_speculative_tokens=args.speculative_tokens,
         )
     except ValueError as exc:
         raise ConfigError(f"engine settings: {exc}") from exc

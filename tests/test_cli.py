@@ -66,6 +66,14 @@ def test_bad_arguments_exit_2(capsys, tmp_path):
     assert info.value.code == 2
 
 
+def test_bad_speculation_settings_exit_2_naming_the_setting(capsys):
+    path = str(REPO / "examples" / "reasoning.py")
+    assert main(["run", path, "--speculative-tokens", "-1"]) == 2
+    assert "num_speculative_tokens" in capsys.readouterr().err
+    assert main(["run", path, "--backend", "sim", "--speculative-tokens", "2"]) == 2
+    assert "--speculative-tokens is for the vLLM backend" in capsys.readouterr().err
+
+
 def test_unknown_model_exits_2(capsys):
     code = main(["run", str(REPO / "examples" / "reasoning.py"), "--model", "/nonexistent/m"])
     assert code == 2

@@ -95,11 +95,11 @@ def test_a_prior_outside_zero_one_is_refused():
         AcceptanceMeter(prior=1.0)
 
 
-def test_a_profile_that_never_saw_a_draft_prices_one_like_a_prompt_token():
+def test_a_profile_that_never_saw_a_draft_prices_one_like_a_decode():
     fitted = StepTimePredictor([AffinePiece(0.016, 5e-4, 7e-4, 3e-6, 0.0)])
     priced = fitted.with_drafts_priced()
     assert priced.step_time_s(0, 1, 100, num_spec_tokens=3) == pytest.approx(
-        fitted.step_time_s(0, 1, 100) + 3 * 5e-4
+        fitted.step_time_s(0, 1, 100) + 3 * 7e-4
     )
     measured = StepTimePredictor([AffinePiece(0.016, 5e-4, 7e-4, 3e-6, 2e-4)])
     assert measured.with_drafts_priced().pieces == measured.pieces

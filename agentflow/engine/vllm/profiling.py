@@ -136,7 +136,7 @@ def steps_from_trace(trace: Path) -> list[StepSample]:
             num_prefill_tokens=row["num_prefill_tokens"],
             num_decode_reqs=row["num_decode_reqs"],
             num_context_tokens=row["num_context_tokens"],
-            num_spec_tokens=0,
+            num_spec_tokens=row.get("num_spec_tokens", 0),
             step_time_s=row["step_ms"] / 1e3,
             num_prefill_pairs=row.get("num_prefill_pairs", 0),
         )

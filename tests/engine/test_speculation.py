@@ -91,8 +91,10 @@ async def test_speculation_keeps_greedy_output_and_verifies_the_drafts_the_plann
     assert max(drafts) <= 3 * len(PROMPTS)  # ...never more than the proposer's per request
     # Fewer steps than tokens: verified drafts were accepted.
     assert sum(s["num_decode_reqs"] for s in steps) < len(PROMPTS) * (MAX_TOKENS - 1)
-    # The planner measured the acceptance it plans with (the first event is the prior).
-    assert len(_events(trace, "acceptance")) >= 1
+    # The planner plans with the acceptance it measured, not only its prior (the first event).
+    alphas = [e["alpha"] for e in _events(trace, "acceptance")]
+    assert alphas[0] == config.spec_acceptance_prior
+    assert len(alphas) >= 2 and alphas[-1] != alphas[0]
 
 
 async def test_a_best_effort_request_verifies_no_drafts(tiny_model_dir, tmp_path):

@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_TTFT_MS = 10_000.0
 _DEFAULT_TPOT_MS = 1_000.0
+_MAX_STEPS_IN_FLIGHT = 4
 ACCEPTANCE_STEP = 0.02
 """The planner's acceptance is updated once the measured one has moved this far from it."""
 
@@ -224,8 +225,9 @@ class SLOSchedulerMixin(StepTimingMixin):
         self._max_drafts: int = (spec.num_speculative_tokens or 0) if spec is not None else 0
         """Drafts vLLM's proposer makes per request and step (0: no speculation)."""
         self._acceptance: AcceptanceMeter | None = None
-        self._allowed_drafts: dict[str, int] = {}
-        """request_id -> drafts the last step allowed (decoders only), for the meter."""
+        self._allowed_drafts: dict[int, dict[str, int]] = {}
+        """id(SchedulerOutput) -> {request_id: drafts allowed} for the decoders of a step whose
+        output has not come back yet (with async scheduling, two steps are in flight)."""
         if self._max_drafts and self.planner is not None:
             self._acceptance = AcceptanceMeter(
                 prior=float(settings.get("spec_acceptance_prior", 0.5))
@@ -406,9 +408,10 @@ class SLOSchedulerMixin(StepTimingMixin):
         self.running = [r for r in self.running if r.request_id not in settings.hidden_ids]
         self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
         self.max_num_scheduled_tokens = settings.token_budget
+        allowed: dict[str, int] = {}
         if limits:
             trim_drafts(self.running, limits)
-            self._allowed_drafts = {
+            allowed = {
                 r.request_id: limits[r.request_id]
                 for r in self.running
                 if limits.get(r.request_id, 0) > 0 and is_decoding(r)
@@ -417,10 +420,15 @@ class SLOSchedulerMixin(StepTimingMixin):
         # plan's batch size is not imposed: best-effort requests need slots too.
         self.max_num_active_reqs = max(0, saved_active - len(hidden))
         try:
-            return super()._schedule_step(throttle_prefills)
+            output = super()._schedule_step(throttle_prefills)
         finally:
             self.running.extend(hidden)
             self.max_num_scheduled_tokens, self.max_num_active_reqs = saved_budget, saved_active
+        if allowed and self._acceptance is not None:
+            self._allowed_drafts[id(output)] = allowed
+            while len(self._allowed_drafts) > _MAX_STEPS_IN_FLIGHT:  # an output never returned
+                del self._allowed_drafts[next(iter(self._allowed_drafts))]
+        return output
 
     def _rekey_waiting(self, admitted_ids: frozenset[str]) -> None:
         """Rebuild the waiting heap: admitted by deadline, best-effort after all of them."""
@@ -447,18 +455,20 @@ class SLOSchedulerMixin(StepTimingMixin):
             for out in engine_outputs.outputs:
                 self._tag_lane(out, now_s)
                 num_new_by_id[out.request_id] = len(out.new_token_ids)
-        if self._acceptance is not None and self._allowed_drafts:
-            self._measure_acceptance(scheduler_output, num_new_by_id)
+        allowed = self._allowed_drafts.pop(id(scheduler_output), None)
+        if allowed:
+            self._measure_acceptance(scheduler_output, allowed, num_new_by_id)
         return outputs
 
-    def _measure_acceptance(self, scheduler_output: Any, num_new_by_id: dict[str, int]) -> None:
+    def _measure_acceptance(
+        self, scheduler_output: Any, allowed: dict[str, int], num_new_by_id: dict[str, int]
+    ) -> None:
         """Feed the meter one verify per decoder the step allowed drafts (none held: a miss)."""
         assert self._acceptance is not None
         scheduled = scheduler_output.num_scheduled_tokens
-        for rid, allowed in self._allowed_drafts.items():
+        for rid, num_allowed in allowed.items():
             if rid in scheduled and rid in num_new_by_id:
-                self._acceptance.observe(allowed, num_new_by_id[rid] - 1)
-        self._allowed_drafts = {}
+                self._acceptance.observe(num_allowed, num_new_by_id[rid] - 1)
         alpha = self._acceptance.alpha
         planned = self.planner_config.speculation
         if planned is not None and abs(alpha - planned.alpha) >= ACCEPTANCE_STEP:

@@ -21,10 +21,20 @@ OPT-125m drafting for OPT) the profile carries it as `draft_step_s`, the time of
 draft step for the whole batch. The acceptance rate is the authors' CLI default (`--alpha 0.6`;
 their `Problem.alpha` default is 0.8) and the longest verify 8 (their CLI allows 10).
 
-Every profile adds `per_context_token_s = 4 * layers * hidden / (tp * peak * MFU)`, the
-attention FLOPs per (query, key) pair, which prices the quadratic part of long prefills. The
-memory-bound KV read of decodes is not modelled separately (the predictor has one context
-coefficient; like the authors' model, decode cost is per token). KV capacity assumes vLLM's
+Every profile prices a prefill (query, key) pair at `4 * layers * hidden / (tp * peak * MFU)`,
+the attention FLOPs, which carries the quadratic part of long prefills. A derived profile also
+prices the decode's KV read, memory-bound: `per_context_token_s = kv_bytes_per_token / (tp *
+HBM * MBU)` per cached token a decode attends to (for Llama-2-7B on an H100, 196 ns: a decode
+over 2048 cached tokens reads 1 GB). A fitted profile keeps the authors' form, where one
+context coefficient (the pair price) serves both and decode costs what a prompt token does:
+their constants were fitted on their own serving runs, decode reads included.
+
+Measured on a real H100 (benchmarks/gpu_step_times.py: a Llama-2-7B-shaped forward pass,
+random bf16 weights, PyTorch GEMMs and attention, decodes replayed from CUDA graphs): a prompt
+token 20.9 µs (llama2-7b-h100 derives 22.7), a prefill pair 1.13 ns (0.88), a decode's cached
+token 172 ns (196 here; before this term a derived profile charged the pair price, 0.88 ns,
+200 times too little), the weight read of a decode step 5.9 ms (5.0). What kernels cannot show
+is the serving engine's own per-step overhead, the 17 ms above. KV capacity assumes vLLM's
 `gpu_memory_utilization = 0.9`, FP16 KV, 16-token blocks, and 2 GB per GPU of activations.
 """
 
@@ -77,14 +87,19 @@ def _attention_coefficient(model: ModelSpec, gpu: GPUSpec, tp: int) -> float:
     return model.attention_flops_per_pair / (tp * gpu.peak_flops * MFU)
 
 
-def _piece(k1: float, b: float, context: float) -> AffinePiece:
+def _piece(k1: float, b: float, context: float, pair: float | None = None) -> AffinePiece:
     return AffinePiece(
         constant_s=b,
         per_prefill_token_s=k1,
         per_decode_req_s=k1,
         per_context_token_s=context,
         per_spec_token_s=k1,
+        per_prefill_pair_s=pair,
     )
+
+
+def _kv_read_coefficient(model: ModelSpec, gpu: GPUSpec, tp: int) -> float:
+    return model.kv_bytes_per_token / (tp * gpu.hbm_bytes_per_s * MBU)
 
 
 def derived_pieces(model: ModelSpec, gpu: GPUSpec, tp: int) -> tuple[AffinePiece, ...]:
@@ -92,7 +107,8 @@ def derived_pieces(model: ModelSpec, gpu: GPUSpec, tp: int) -> tuple[AffinePiece
     per_token = model.flops_per_token / (tp * gpu.peak_flops * MFU)
     constant = model.weight_bytes / (tp * gpu.hbm_bytes_per_s * MBU)
     constant += OVERHEAD_S + TP_OVERHEAD_S * math.log2(tp)
-    return (_piece(per_token, constant, _attention_coefficient(model, gpu, tp)),)
+    kv_read = _kv_read_coefficient(model, gpu, tp)
+    return (_piece(per_token, constant, kv_read, _attention_coefficient(model, gpu, tp)),)
 
 
 def kv_blocks(model: ModelSpec, gpu: GPUSpec, tp: int) -> int:

@@ -17,8 +17,10 @@ overhead (scheduling, sampling, detokenisation: 17 ms in the authors' fits of th
 which kernels alone do not have. No weights are downloaded: the shapes are Llama-2-7B's.
 
 Rerun (needs a CUDA GPU and PyTorch; no vLLM): `python benchmarks/gpu_step_times.py`
-(writes benchmarks/results/gpu_step_times.json). `--tiny` runs a small model on the CPU, to
-check the script.
+(Llama-2-7B, OPT-6.7B and OPT-13B shapes; writes benchmarks/results/gpu_step_times.json),
+then, where agentflow is installed, `python benchmarks/gpu_step_times.py --compare
+benchmarks/results/gpu_step_times.json` adds and prints the simulator's H100 profiles beside
+the measured terms. `--tiny` runs a small model on the CPU, to check the script.
 """
 
 from __future__ import annotations
@@ -47,20 +49,34 @@ class Shape:
     heads: int
     ffn: int
     vocab: int
+    gated: bool = True
+    """Llama's gated MLP (gate, up, down) or OPT's plain one (fc1, ReLU, fc2)."""
 
     @property
     def params(self) -> int:
-        per_layer = 4 * self.hidden * self.hidden + 3 * self.hidden * self.ffn
-        return self.layers * per_layer + 2 * self.vocab * self.hidden
+        mlp = (3 if self.gated else 2) * self.hidden * self.ffn
+        return self.layers * (4 * self.hidden * self.hidden + mlp) + 2 * self.vocab * self.hidden
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        return 2 * self.layers * self.hidden * 2
 
 
-LLAMA2_7B = Shape(layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000)
+SHAPES = {
+    "llama2-7b": Shape(layers=32, hidden=4096, heads=32, ffn=11008, vocab=32000),
+    "opt-7b": Shape(layers=32, hidden=4096, heads=32, ffn=16384, vocab=50272, gated=False),
+    "opt-13b": Shape(layers=40, hidden=5120, heads=40, ffn=20480, vocab=50272, gated=False),
+}
+"""The measured shapes, by the simulator's model key; each is compared with its H100 profile
+(`llama2-7b-h100` and `opt-7b-h100` are roofline-derived, `opt-13b-h100` the authors' fit)."""
 TINY = Shape(layers=2, hidden=256, heads=4, ffn=688, vocab=1000)
+MAX_KV_BYTES = 36e9
+"""Decode shapes whose KV cache would pass this are skipped (the weights need room too)."""
 
 
 class Model:
-    """The GEMMs and attention of a Llama forward pass, one weight set shared by every layer's
-    shape but allocated per layer (so each step reads every layer's weights from memory)."""
+    """The GEMMs and attention of a decoder-only forward pass, weights allocated per layer (so
+    each step reads every layer's weights from memory, as a real model does)."""
 
     def __init__(self, shape: Shape, device: str, dtype: torch.dtype) -> None:
         self.shape = shape
@@ -74,7 +90,7 @@ class Model:
             {
                 "qkv": weight(3 * shape.hidden, shape.hidden),
                 "o": weight(shape.hidden, shape.hidden),
-                "gate_up": weight(2 * shape.ffn, shape.hidden),
+                "up": weight((2 if shape.gated else 1) * shape.ffn, shape.hidden),
                 "down": weight(shape.hidden, shape.ffn),
             }
             for _ in range(shape.layers)
@@ -85,8 +101,13 @@ class Model:
         self, x: torch.Tensor, attn: torch.Tensor, w: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         x = x + attn @ w["o"].T
-        gate, up = (F.rms_norm(x, (x.shape[-1],)) @ w["gate_up"].T).chunk(2, dim=-1)
-        return x + (F.silu(gate) * up) @ w["down"].T
+        h = F.rms_norm(x, (x.shape[-1],)) @ w["up"].T
+        if self.shape.gated:
+            gate, up = h.chunk(2, dim=-1)
+            h = F.silu(gate) * up
+        else:
+            h = F.relu(h)
+        return x + h @ w["down"].T
 
     def prefill(self, x: torch.Tensor) -> torch.Tensor:
         """x: (tokens, hidden) of one prompt; returns the last position's logits."""
@@ -209,48 +230,79 @@ def fit(prefill: list[dict[str, Any]], decode: list[dict[str, Any]]) -> dict[str
     }
 
 
+def _profile_terms(model_key: str) -> dict[str, float]:
+    """The simulator's H100 profile for `model_key`, in the fitted terms' units."""
+    from agentflow.engine.sim.profiles import get_profile
+
+    piece = get_profile(f"{model_key}-h100").pieces[0]
+    return {
+        "constant_ms": piece.constant_s * 1e3,
+        "per_prefill_token_us": piece.per_prefill_token_s * 1e6,
+        "per_prefill_pair_ns": piece.pair_s * 1e9,
+        "per_decode_req_us": piece.per_decode_req_s * 1e6,
+        "per_context_token_ns": piece.per_context_token_s * 1e9,
+    }
+
+
+def compare(path: Path) -> None:
+    """Add each measured model's simulator profile to the result file and print both."""
+    result = json.loads(path.read_text())
+    keys = ("per_prefill_token_us", "per_prefill_pair_ns", "per_context_token_ns")
+    for model_key, entry in result["models"].items():
+        entry["profile_h100"] = profile = _profile_terms(model_key)
+        print(f"{model_key} on {result['device']} (measured / {model_key}-h100 profile):")
+        for key in keys:
+            print(f"  {key:22} {entry['fitted'][key]:9.3f} / {profile[key]:9.3f}")
+        print(
+            f"  decode constant (ms)   {entry['fitted']['decode_constant_ms']:9.3f} / "
+            f"{profile['constant_ms']:9.3f} (the profile's includes engine overhead)"
+        )
+    path.write_text(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a small model on the CPU")
+    parser.add_argument("--models", nargs="+", choices=sorted(SHAPES), default=list(SHAPES))
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--compare", type=Path, help="add the simulator's profiles to this result file (no GPU)"
+    )
     args = parser.parse_args()
-    prompts: tuple[int, ...]
+    if args.compare:
+        compare(args.compare)
+        return
+    prompts: tuple[int, ...] = (256, 512, 1024, 2048, 4096, 8192)
+    candidates = [(b, 512) for b in (1, 8, 32, 64, 128)] + [(b, 2048) for b in (1, 8, 32)]
+    device = "cuda"
+    shapes = dict(SHAPES.items())
     if args.tiny:
-        shape, device = TINY, "cpu"
-        prompts, decode_shapes = (64, 128, 256), [(1, 64), (4, 64), (4, 128)]
+        device, shapes = "cpu", {"tiny": TINY}
+        prompts, candidates = (64, 128, 256), [(1, 64), (4, 64), (4, 128)]
+    elif not torch.cuda.is_available():
+        raise SystemExit("gpu_step_times.py needs a CUDA GPU (or --tiny)")
     else:
-        if not torch.cuda.is_available():
-            raise SystemExit("gpu_step_times.py needs a CUDA GPU (or --tiny)")
-        shape, device = LLAMA2_7B, "cuda"
-        prompts = (256, 512, 1024, 2048, 4096, 8192)
-        # KV of 128 requests x 2048 tokens would not fit beside the weights: 2048 stops at 32.
-        decode_shapes = [(b, 512) for b in (1, 8, 32, 64, 128)] + [(b, 2048) for b in (1, 8, 32)]
-    prefill, decode = measure(shape, device, prompts, decode_shapes, args.repeats)
-    measured = fit(prefill, decode)
-    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+        shapes = {key: SHAPES[key] for key in args.models}
     result: dict[str, Any] = {
-        "model_shape": "llama2-7b" if not args.tiny else "tiny",
-        "params": shape.params,
-        "device": gpu,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
         "torch": torch.__version__,
-        "prefill": prefill,
-        "decode": decode,
-        "fitted": measured,
+        "models": {},
     }
-    try:  # the simulator's profile, where agentflow is importable (not needed to measure)
-        from agentflow.engine.sim.profiles import get_profile
-
-        piece = get_profile("llama2-7b-h100").pieces[0]
-        result["profile_llama2_7b_h100"] = {
-            "constant_ms": piece.constant_s * 1e3,
-            "per_prefill_token_us": piece.per_prefill_token_s * 1e6,
-            "per_prefill_pair_ns": piece.pair_s * 1e9,
-            "per_decode_req_us": piece.per_decode_req_s * 1e6,
-            "per_context_token_ns": piece.per_context_token_s * 1e9,
+    for key, shape in shapes.items():
+        print(f"{key}: {shape.params / 1e9:.2f} B parameters", flush=True)
+        decode_shapes = [
+            (b, c) for b, c in candidates if b * c * shape.kv_bytes_per_token <= MAX_KV_BYTES
+        ]
+        prefill, decode = measure(shape, device, prompts, decode_shapes, args.repeats)
+        result["models"][key] = {
+            "params": shape.params,
+            "prefill": prefill,
+            "decode": decode,
+            "fitted": fit(prefill, decode),
         }
-    except ImportError:
-        pass
-    print(json.dumps({k: result[k] for k in result if k not in ("prefill", "decode")}, indent=2))
+        print(json.dumps(result["models"][key]["fitted"], indent=2), flush=True)
+        if device == "cuda":
+            torch.cuda.empty_cache()
     if not args.tiny:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "gpu_step_times.json").write_text(json.dumps(result, indent=2))

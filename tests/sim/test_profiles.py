@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from agentflow.engine.sim import cpu_profile, get_profile, list_profiles
@@ -50,3 +53,17 @@ def test_cpu_profile_is_the_fitted_cpu_engine():
 def test_unknown_profile_names_the_choices():
     with pytest.raises(ConfigError, match="opt-13b-a100-tp2"):
         get_profile("gpt-5-tpu")
+
+
+def test_a_derived_profile_prices_a_decodes_kv_read_as_measured_on_an_h100():
+    # benchmarks/gpu_step_times.py on a real H100: CUDA-graph decodes of a Llama-2-7B shape.
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    measured = json.loads((results / "gpu_step_times.json").read_text())["models"]
+    for model_key in ("llama2-7b", "opt-7b"):
+        piece = get_profile(f"{model_key}-h100").pieces[0]
+        kv_read_ns = measured[model_key]["fitted"]["per_context_token_ns"]
+        assert piece.per_context_token_s * 1e9 == pytest.approx(kv_read_ns, rel=0.2)
+        # Attending a cached token in a decode reads its KV; a prefill pair is a few FLOPs.
+        assert piece.pair_s < piece.per_context_token_s / 100
+    # The authors' fitted form keeps one context price (their constants absorbed the reads).
+    assert get_profile("opt-13b-h100").pieces[0].per_prefill_pair_s is None

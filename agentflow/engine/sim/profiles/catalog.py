@@ -29,13 +29,17 @@ over 2048 cached tokens reads 1 GB). A fitted profile keeps the authors' form, w
 context coefficient (the pair price) serves both and decode costs what a prompt token does:
 their constants were fitted on their own serving runs, decode reads included.
 
-Measured on a real H100 (benchmarks/gpu_step_times.py: a Llama-2-7B-shaped forward pass,
-random bf16 weights, PyTorch GEMMs and attention, decodes replayed from CUDA graphs): a prompt
-token 20.9 µs (llama2-7b-h100 derives 22.7), a prefill pair 1.13 ns (0.88), a decode's cached
-token 172 ns (196 here; before this term a derived profile charged the pair price, 0.88 ns,
-200 times too little), the weight read of a decode step 5.9 ms (5.0). What kernels cannot show
-is the serving engine's own per-step overhead, the 17 ms above. KV capacity assumes vLLM's
-`gpu_memory_utilization = 0.9`, FP16 KV, 16-token blocks, and 2 GB per GPU of activations.
+Measured on a real H100 (benchmarks/gpu_step_times.py: Llama-2-7B, OPT-6.7B and OPT-13B
+shaped forward passes, random bf16 weights, PyTorch GEMMs and attention, decodes replayed from
+CUDA graphs), measured / profile: a prompt token 19.6 / 22.7 µs (llama2-7b-h100, derived),
+18.5 / 22.6 (opt-7b-h100, derived), 37.0 / 41.8 (opt-13b-h100, the authors' fit); a prefill
+pair 1.3 / 0.88 ns, 1.3 / 0.88, 1.6 / 1.4; a decode's cached token 171 / 196 ns, 170 / 196,
+286 / 1.4 (the fitted form has no KV term; before this term the derived profiles charged the
+pair price too, 200 times too little); the weight read of a decode step 5.9, 5.7 and 10.3 ms.
+What kernels cannot show is the serving engine's own per-step overhead, the 17 ms above.
+
+KV capacity assumes vLLM's `gpu_memory_utilization = 0.9`, FP16 KV, 16-token blocks, and 2 GB
+per GPU of activations.
 """
 
 from __future__ import annotations

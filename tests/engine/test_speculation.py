@@ -91,6 +91,9 @@ async def test_speculation_keeps_greedy_output_and_verifies_the_drafts_the_plann
     assert max(drafts) <= 3 * len(PROMPTS)  # ...never more than the proposer's per request
     # Fewer steps than tokens: verified drafts were accepted.
     assert sum(s["num_decode_reqs"] for s in steps) < len(PROMPTS) * (MAX_TOKENS - 1)
+    # The planner's verify lengths per SLO tier: its own token plus at most the 3 drafts.
+    verify = [e["spec_len_by_tier"] for e in _events(trace, "verify")]
+    assert verify and all(1 <= n <= 4 for lengths in verify for n in lengths.values())
     # The planner plans with the acceptance it measured, not only its prior (the first event).
     alphas = [e["alpha"] for e in _events(trace, "acceptance")]
     assert alphas[0] == config.spec_acceptance_prior

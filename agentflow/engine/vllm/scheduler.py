@@ -225,6 +225,7 @@ class SLOSchedulerMixin(StepTimingMixin):
         self._max_drafts: int = (spec.num_speculative_tokens or 0) if spec is not None else 0
         """Drafts vLLM's proposer makes per request and step (0: no speculation)."""
         self._acceptance: AcceptanceMeter | None = None
+        self._last_verify_lengths: dict[str, int] = {}
         self._allowed_drafts: dict[int, dict[str, int]] = {}
         """id(SchedulerOutput) -> {request_id: drafts allowed} for the decoders of a step whose
         output has not come back yet (with async scheduling, two steps are in flight)."""
@@ -410,6 +411,7 @@ class SLOSchedulerMixin(StepTimingMixin):
         self.max_num_scheduled_tokens = settings.token_budget
         allowed: dict[str, int] = {}
         if limits:
+            self._trace_verify_lengths(plan)
             trim_drafts(self.running, limits)
             allowed = {
                 r.request_id: limits[r.request_id]
@@ -429,6 +431,16 @@ class SLOSchedulerMixin(StepTimingMixin):
             while len(self._allowed_drafts) > _MAX_STEPS_IN_FLIGHT:  # an output never returned
                 del self._allowed_drafts[next(iter(self._allowed_drafts))]
         return output
+
+    def _trace_verify_lengths(self, plan: StepPlan) -> None:
+        """Write the per-tier verify lengths to the trace when they change."""
+        lengths = {
+            f"{tier_s * 1e3:.0f}ms": plan.spec_len_by_tier.get(k, 1)
+            for k, tier_s in enumerate(plan.tpot_tiers_s)
+        }
+        if lengths != self._last_verify_lengths:
+            self._last_verify_lengths = lengths
+            self._write({"event": "verify", "spec_len_by_tier": lengths})
 
     def _rekey_waiting(self, admitted_ids: frozenset[str]) -> None:
         """Rebuild the waiting heap: admitted by deadline, best-effort after all of them."""

@@ -8,19 +8,13 @@ into the few scheduler settings the mixin changes for one step.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vllm.v1.request import Request
 
 from agentflow.planner import PlanRequest, StepPlan, StepTimePredictor, chunk_context_tokens
 
-__all__ = [
-    "BEST_EFFORT_PRIORITY_OFFSET",
-    "StepSettings",
-    "is_decoding",
-    "settings_for",
-    "to_plan_request",
-]
+__all__ = ["BEST_EFFORT_PRIORITY_OFFSET", "StepSettings", "settings_for", "to_plan_request"]
 
 BEST_EFFORT_PRIORITY_OFFSET = 10**15
 """Added to a best-effort request's heap key so every admitted request is considered first."""
@@ -70,6 +64,9 @@ class StepSettings:
     """Running requests sat out this step; they keep their KV and run in a later step:
     best-effort decoders beyond the spare tokens, and running prompts the plan gives no chunk
     while an earlier-deadline waiting prompt has one."""
+    verify_limits: dict[str, int] = field(default_factory=dict)
+    """request_id -> drafts the step may verify, for admitted decoders allowed any
+    (speculation; `draft_limits` of `settings_for`)."""
 
 
 def settings_for(
@@ -95,7 +92,7 @@ def settings_for(
     admitted = frozenset(plan.admitted_ids)
     chunks = plan.prefill_tokens_by_id
     must_decode = {rid: rank for rank, rid in enumerate(plan.decode_ids)}
-    decoders = [r for r in running if is_decoding(r)]
+    decoders = [r for r in running if _is_decoding(r)]
     admitted_decoders = [r for r in decoders if r.request_id in admitted]
     best_effort_decoders = [r for r in decoders if r.request_id not in admitted]
     ranks = {
@@ -104,10 +101,13 @@ def settings_for(
         for r in running
     }
     limits = draft_limits or {}
+    verify_limits = {
+        r.request_id: limits[r.request_id] for r in admitted_decoders if limits.get(r.request_id)
+    }
     num_drafts = sum(
-        min(len(r.spec_token_ids), limits[r.request_id])
+        min(len(r.spec_token_ids), verify_limits[r.request_id])
         for r in admitted_decoders
-        if limits.get(r.request_id)
+        if r.request_id in verify_limits
     )
     planned_prefill = sum(chunks.values())
     context = sum(r.num_computed_tokens + 1 for r in admitted_decoders)
@@ -125,7 +125,7 @@ def settings_for(
     # vLLM serves the running list before the waiting queue, so a running prompt behind a
     # waiting one in the plan's deadline order (or given no chunk) would take the tokens
     # planned for the waiting one: sit it out this step.
-    deferred = {r.request_id for r in running if not is_decoding(r)}
+    deferred = {r.request_id for r in running if not _is_decoding(r)}
     for rid, num_tokens in chunks.items():  # in deadline order
         if rid not in by_id and num_tokens > 0:
             break
@@ -139,10 +139,11 @@ def settings_for(
         admitted_ids=admitted,
         decode_rank_by_id=ranks,
         hidden_ids=hidden,
+        verify_limits=verify_limits,
     )
 
 
-def is_decoding(request: Request) -> bool:
+def _is_decoding(request: Request) -> bool:
     """Whether the request has its whole prompt computed and a first token out."""
     return (
         request.num_output_tokens > 0 and request.num_computed_tokens >= request.num_prompt_tokens

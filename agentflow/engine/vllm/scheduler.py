@@ -31,7 +31,6 @@ from vllm.v1.request import Request
 from agentflow.engine.vllm.config import ENGINE_TPOT_TOLERANCE, LANE_KEY
 from agentflow.engine.vllm.planning import (
     BEST_EFFORT_PRIORITY_OFFSET,
-    is_decoding,
     settings_for,
     to_plan_request,
 )
@@ -409,15 +408,9 @@ class SLOSchedulerMixin(StepTimingMixin):
         self.running = [r for r in self.running if r.request_id not in settings.hidden_ids]
         self.running.sort(key=lambda r: (ranks.get(r.request_id, 1 << 30), _deadline_of(r)))
         self.max_num_scheduled_tokens = settings.token_budget
-        allowed: dict[str, int] = {}
         if limits:
             self._trace_verify_lengths(plan)
             trim_drafts(self.running, limits)
-            allowed = {
-                r.request_id: limits[r.request_id]
-                for r in self.running
-                if limits.get(r.request_id, 0) > 0 and is_decoding(r)
-            }
         # Hidden requests still hold a running slot: count them against the engine's cap. The
         # plan's batch size is not imposed: best-effort requests need slots too.
         self.max_num_active_reqs = max(0, saved_active - len(hidden))
@@ -426,8 +419,8 @@ class SLOSchedulerMixin(StepTimingMixin):
         finally:
             self.running.extend(hidden)
             self.max_num_scheduled_tokens, self.max_num_active_reqs = saved_budget, saved_active
-        if allowed and self._acceptance is not None:
-            self._allowed_drafts[id(output)] = allowed
+        if settings.verify_limits and self._acceptance is not None:
+            self._allowed_drafts[id(output)] = settings.verify_limits
             while len(self._allowed_drafts) > _MAX_STEPS_IN_FLIGHT:  # an output never returned
                 del self._allowed_drafts[next(iter(self._allowed_drafts))]
         return output
@@ -462,21 +455,27 @@ class SLOSchedulerMixin(StepTimingMixin):
         """Time the step (refining the predictor), pass through, record first tokens and lanes."""
         now_s = time.time()
         outputs = super().update_from_output(scheduler_output, model_runner_output)
-        num_new_by_id: dict[str, int] = {}
         for engine_outputs in outputs.values():
             for out in engine_outputs.outputs:
                 self._tag_lane(out, now_s)
-                num_new_by_id[out.request_id] = len(out.new_token_ids)
         allowed = self._allowed_drafts.pop(id(scheduler_output), None)
         if allowed:
-            self._measure_acceptance(scheduler_output, allowed, num_new_by_id)
+            try:
+                self._measure_acceptance(scheduler_output, allowed, outputs)
+            except Exception:  # vLLM treats a raise here as fatal: lose a measurement instead
+                logger.exception("agentflow could not measure speculation acceptance")
         return outputs
 
     def _measure_acceptance(
-        self, scheduler_output: Any, allowed: dict[str, int], num_new_by_id: dict[str, int]
+        self, scheduler_output: Any, allowed: dict[str, int], outputs: dict[int, Any]
     ) -> None:
         """Feed the meter one verify per decoder the step allowed drafts (none held: a miss)."""
         assert self._acceptance is not None
+        num_new_by_id = {
+            out.request_id: len(out.new_token_ids)
+            for engine_outputs in outputs.values()
+            for out in engine_outputs.outputs
+        }
         scheduled = scheduler_output.num_scheduled_tokens
         for rid, num_allowed in allowed.items():
             if rid in scheduled and rid in num_new_by_id:

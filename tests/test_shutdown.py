@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from agentflow.models import build_tiny_model
+from tests.processes import engine_processes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,11 +108,7 @@ def test_a_terminated_script_stops_its_engine(tmp_path, policy):
     )
     try:
         _wait_for_line(proc, b"serving", timeout_s=120)
-        engine_procs = [
-            child
-            for child in psutil.Process(proc.pid).children(recursive=True)
-            if "resource_tracker" not in " ".join(child.cmdline())
-        ]
+        engine_procs = engine_processes(psutil.Process(proc.pid))
         assert engine_procs
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -141,14 +138,10 @@ def _wait_for_line(proc: subprocess.Popen[bytes], line: bytes, timeout_s: float)
 def _wait_for_engine(parent: psutil.Process, timeout_s: float) -> list[psutil.Process]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        children = parent.children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children if c.is_running())
-        if "VLLM::Worker" in names or len(children) >= 3:
+        children = engine_processes(parent)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        if "VLLM::Worker" in names or len(children) >= 2:
             time.sleep(8)  # the model loads and the warm-up runs
-            return [
-                c
-                for c in parent.children(recursive=True)
-                if "resource_tracker" not in " ".join(c.cmdline())
-            ]
+            return engine_processes(parent)
         time.sleep(0.5)
     raise AssertionError("the engine did not start")

@@ -12,6 +12,7 @@ import pytest
 import agentflow as af
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
 from agentflow.runtime import ProgramStatus, Runtime
+from tests.processes import engine_processes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.engine, pytest.mark.slow]
 
@@ -181,15 +182,9 @@ async def test_a_follow_up_priced_with_its_cached_prefix_is_admitted(engine):
 
 
 async def test_shutdown_leaves_no_engine_process(engine):
-    children = [p for p in psutil.Process().children(recursive=True) if _is_engine_process(p)]
+    children = engine_processes(psutil.Process())
     assert children, "the engine core runs in a child process"
     await engine.shutdown()
     _, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"engine processes left behind: {[p.cmdline() for p in alive]}"
     await engine.shutdown()  # idempotent
-
-
-def _is_engine_process(process: psutil.Process) -> bool:
-    # Python's multiprocessing resource tracker is a helper of this test process, not of vLLM:
-    # it lives until the interpreter exits.
-    return "resource_tracker" not in " ".join(process.cmdline())

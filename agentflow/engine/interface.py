@@ -28,6 +28,12 @@ class GenerationRequest:
     """Generate exactly `max_tokens` (benchmarks and random-weight test models)."""
     use_chat_template: bool = True
     """Wrap the prompt as one user turn when the model has a chat template."""
+    stop: tuple[str, ...] = ()
+    """Strings that end the output (not included in it); engines without text ignore them."""
+    top_p: float = 1.0
+    """Nucleus sampling: sample from the smallest token set with this much probability."""
+    seed: int | None = None
+    """Sampling seed, for reproducible output at a temperature above 0."""
 
     @classmethod
     def unconstrained(

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentflow.engine.interface import Engine, GenerationRequest
-from agentflow.errors import ConfigError, ProgramError, RequestFailed
-from agentflow.metrics.attainment import judge_slo
+from agentflow.errors import ConfigError, ProgramError
 from agentflow.program.stage import Stage
+from agentflow.runtime.measure import measured_stream
 from agentflow.runtime.records import StageRecord, ToolRecord
 
 if TYPE_CHECKING:
@@ -134,37 +134,8 @@ class Context:
         )
         self.records.append(record)
         pieces: list[str] = []
-        try:
-            async for delta in self._engine.stream(request):
-                now_ms = (self._now_s() - submitted_s) * 1e3
-                record.token_times_ms.extend([now_ms] * delta.num_tokens)
-                pieces.append(delta.text)
-                if delta.lane is not None:
-                    record.best_effort = delta.lane == "best_effort"
-                if delta.finished:
-                    record.finish_reason = delta.finish_reason
-        except RequestFailed as exc:
-            record.status, record.error = "failed", str(exc)
-            raise
-        finally:
-            _finalize(record)
+        async for delta in measured_stream(
+            self._engine, request, record, now_s=self._now_s, submitted_s=submitted_s
+        ):
+            pieces.append(delta.text)
         return "".join(pieces)
-
-
-def _finalize(record: StageRecord) -> None:
-    """Fill the measured latencies and the SLO verdict from the token times."""
-    times = record.token_times_ms
-    record.output_tokens = len(times)
-    if record.status == "running":
-        record.status = "finished" if record.finish_reason is not None else "failed"
-        if record.status == "failed" and record.error is None:
-            record.error = "stream ended without a finished output (cancelled)"
-    if times:
-        record.ttft_ms = times[0]
-    if len(times) >= 2:
-        record.tpot_ms = (times[-1] - times[0]) / (len(times) - 1)
-    verdict = judge_slo(
-        record.ttft_budget_ms, record.tpot_budget_ms, times, admitted=not record.best_effort
-    )
-    record.ttft_met, record.tpot_met = verdict.ttft_met, verdict.tpot_met
-    record.slo_met = verdict.met and record.status == "finished"

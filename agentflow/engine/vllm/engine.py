@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentflow.engine.interface import GenerationRequest, TokenDelta
@@ -172,12 +172,23 @@ class VLLMEngine:
         """The text the engine prefills: the prompt as one user turn when a template exists."""
         self._require_llm()
         if use_chat_template and getattr(self._tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}]
+            return self.render_messages([{"role": "user", "content": prompt}])
+        return prompt
+
+    def render_messages(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """A conversation as the text the engine prefills, ready for the assistant's turn.
+
+        With the model's chat template when it has one; otherwise one `role: content` line per
+        message and an `assistant:` line to answer on.
+        """
+        self._require_llm()
+        if getattr(self._tokenizer, "chat_template", None):
             rendered = self._tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
+                [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
             )
             return str(rendered)
-        return prompt
+        lines = [f"{m['role']}: {m['content']}" for m in messages]
+        return "\n".join([*lines, "assistant:"])
 
     def count_prompt_tokens(self, prompt: str, *, use_chat_template: bool = True) -> int:
         """Number of tokens the engine will prefill for `prompt`."""
@@ -198,6 +209,9 @@ class VLLMEngine:
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             ignore_eos=request.ignore_eos,
+            stop=list(request.stop) or None,
+            top_p=request.top_p,
+            seed=request.seed,
             output_kind=RequestOutputKind.DELTA,
             extra_args=request.extra_args(),
         )

@@ -1,0 +1,64 @@
+"""Streaming one engine request while measuring it: token times, lane, finish, SLO verdict."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+
+from agentflow.engine.interface import Engine, GenerationRequest, TokenDelta
+from agentflow.errors import RequestFailed
+from agentflow.metrics.attainment import judge_slo
+from agentflow.runtime.records import StageRecord
+
+__all__ = ["finalize_record", "measured_stream"]
+
+
+async def measured_stream(
+    engine: Engine,
+    request: GenerationRequest,
+    record: StageRecord,
+    *,
+    now_s: Callable[[], float],
+    submitted_s: float,
+) -> AsyncGenerator[TokenDelta]:
+    """Yield `request`'s output deltas, recording them into `record` as they come.
+
+    Token times are taken on `now_s` (the engine's clock) relative to `submitted_s`. However
+    the stream ends (finished, failed, or the consumer stopped early), `record` is finalized:
+    it has a terminal status and an SLO verdict.
+
+    Raises:
+        RequestFailed: the engine failed the request (the record says so too).
+    """
+    try:
+        async for delta in engine.stream(request):
+            now_ms = (now_s() - submitted_s) * 1e3
+            record.token_times_ms.extend([now_ms] * delta.num_tokens)
+            if delta.lane is not None:
+                record.best_effort = delta.lane == "best_effort"
+            if delta.finished:
+                record.finish_reason = delta.finish_reason
+            yield delta
+    except RequestFailed as exc:
+        record.status, record.error = "failed", str(exc)
+        raise
+    finally:
+        finalize_record(record)
+
+
+def finalize_record(record: StageRecord) -> None:
+    """Fill the measured latencies and the SLO verdict from the token times."""
+    times = record.token_times_ms
+    record.output_tokens = len(times)
+    if record.status == "running":
+        record.status = "finished" if record.finish_reason is not None else "failed"
+        if record.status == "failed" and record.error is None:
+            record.error = "stream ended without a finished output (cancelled)"
+    if times:
+        record.ttft_ms = times[0]
+    if len(times) >= 2:
+        record.tpot_ms = (times[-1] - times[0]) / (len(times) - 1)
+    verdict = judge_slo(
+        record.ttft_budget_ms, record.tpot_budget_ms, times, admitted=not record.best_effort
+    )
+    record.ttft_met, record.tpot_met = verdict.ttft_met, verdict.tpot_met
+    record.slo_met = verdict.met and record.status == "finished"

@@ -1,4 +1,4 @@
-"""`agentflow` command line: run programs, prepare models.
+"""`agentflow` command line: run and serve programs, profile the engine, prepare models.
 
 Exit codes: 0 success, 2 bad input (program or arguments), 1 runtime failure.
 """
@@ -115,6 +115,24 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--dot", type=Path, help="also write Graphviz DOT here")
     graph.add_argument("--png", type=Path, help="also draw a PNG here")
 
+    serve = commands.add_parser(
+        "serve", help="serve OpenAI-compatible completions (and a program's agents) over HTTP"
+    )
+    serve.add_argument(
+        "program", type=Path, nargs="?", help="a program file whose agents /v1/agents serves"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port")
+    serve.add_argument("--served-model-name", help="the model id clients name (default: dir name)")
+    serve.add_argument(
+        "--default-ttft",
+        default="10x",
+        help="TTFT of a request that names none: ms, or a slowdown of its prefill like '10x'",
+    )
+    serve.add_argument("--default-tpot-ms", type=float, default=200.0)
+    serve.add_argument("--default-max-tokens", type=int, default=256)
+    _engine_options(serve)
+
     profile = commands.add_parser("profile", help="fit the step-time predictor on this machine")
     profile.add_argument("--quick", action="store_true", help="a smaller grid (about a minute)")
     profile.add_argument("--json", type=Path, help="write samples and accuracy here")
@@ -142,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ProgramError, ConfigError) as exc:
         return _fail(args, exc, EXIT_BAD_INPUT)
     except ModelError as exc:
-        return _fail(args, exc, EXIT_BAD_INPUT if args.command == "run" else EXIT_RUNTIME)
+        return _fail(
+            args, exc, EXIT_BAD_INPUT if args.command in {"run", "serve"} else EXIT_RUNTIME
+        )
     except AgentflowError as exc:
         return _fail(args, exc, EXIT_RUNTIME)
     except KeyboardInterrupt:
@@ -355,6 +375,53 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from agentflow.metrics.prometheus import ServingMetrics
+    from agentflow.program.slo import parse_ttft
+    from agentflow.serving import CompletionService, ServeDefaults, create_app
+    from tools.serving import serve_app
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0-65535, got {args.port}")
+    try:
+        ttft: float | str = float(args.default_ttft)
+    except ValueError:
+        ttft = args.default_ttft
+    try:
+        parse_ttft(ttft)
+        defaults = ServeDefaults(
+            ttft=ttft, tpot_ms=args.default_tpot_ms, max_tokens=args.default_max_tokens
+        )
+    except ValueError as exc:
+        raise ConfigError(f"serve defaults: {exc}") from exc
+    program = (
+        load_program(args.program)
+        if args.program is not None
+        else LoadedProgram(agents=[], tool_client=None)
+    )
+    config = _engine_config(args)
+    for agent in program.agents:
+        _check_feasible(agent, config, args)
+    model_name = args.served_model_name or config.model.name
+
+    async def work(runtime: Any) -> list[ProgramResult]:
+        service = CompletionService(
+            runtime.engine,
+            model_name=model_name,
+            defaults=defaults,
+            metrics=ServingMetrics(),
+            max_model_len=getattr(config, "max_model_len", None),
+        )
+        app = create_app(service, runtime, program.agents)
+        console.print(f"serving {model_name} at http://{args.host}:{args.port}/v1", soft_wrap=True)
+        await serve_app(app, host=args.host, port=args.port, log_level="warning")
+        return []
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: the normal way to stop
+        anyio.run(_with_runtime, config, program, args, work)
+    return EXIT_OK
+
+
 def _cmd_graph(args: argparse.Namespace) -> int:
     from agentflow.program.render import describe, to_dot, write_png
 
@@ -436,7 +503,8 @@ async def _with_runtime(
             tools = None
             if program.tool_client is not None:
                 tools = await stack.enter_async_context(program.tool_client())
-            runtime = Runtime(engine, ignore_eos=args.ignore_eos, tools=tools)
+            ignore_eos = getattr(args, "ignore_eos", False)
+            runtime = Runtime(engine, ignore_eos=ignore_eos, tools=tools)
             return await work(runtime)  # type: ignore[no-any-return]
     finally:
         with anyio.CancelScope(shield=True):
@@ -479,6 +547,7 @@ _COMMANDS = {
     "run": _cmd_run,
     "bench": _cmd_bench,
     "graph": _cmd_graph,
+    "serve": _cmd_serve,
     "profile": _cmd_profile,
     "models": _cmd_models,
 }

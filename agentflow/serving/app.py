@@ -1,0 +1,171 @@
+"""`agentflow serve`'s HTTP app: OpenAI-compatible completions, program runs, Prometheus.
+
+Routes:
+    GET  /health                  200 once the engine serves
+    GET  /v1/models               the served model, OpenAI's list shape
+    POST /v1/completions          OpenAI completions (+ agentflow SLO fields)
+    POST /v1/chat/completions     OpenAI chat completions (+ agentflow SLO fields)
+    GET  /v1/agents               the program's agents: inputs and stage budgets
+    POST /v1/agents/{name}/runs   run one program instance to a terminal state
+    GET  /metrics                 Prometheus text format
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from agentflow.errors import RequestFailed
+from agentflow.metrics.prometheus import CONTENT_TYPE_LATEST
+from agentflow.program.agent import Agent
+from agentflow.runtime.runtime import Runtime
+from agentflow.serving.completions import CompletionService, OpenAIRequest
+from agentflow.serving.errors import BadRequest
+from agentflow.serving.schema import ChatCompletionRequest, CompletionRequest, ProgramRunRequest
+from tools.disconnect import CancelOnDisconnect
+
+__all__ = ["create_app"]
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def create_app(
+    service: CompletionService, runtime: Runtime, agents: Sequence[Agent] = ()
+) -> ASGIApp:
+    """The ASGI app over a started engine (`service.engine`, which `runtime` also drives).
+
+    A client that hangs up cancels its request, which aborts it in the engine.
+    """
+    by_name = {agent.name: agent for agent in agents}
+    metrics = service.metrics
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": service.model_name})
+
+    async def models(request: Request) -> Response:
+        model = {"id": service.model_name, "object": "model", "owned_by": "agentflow"}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def completions(request: Request) -> Response:
+        return await _complete(service, request, CompletionRequest)
+
+    async def chat_completions(request: Request) -> Response:
+        return await _complete(service, request, ChatCompletionRequest)
+
+    async def list_agents(request: Request) -> Response:
+        return JSONResponse({"agents": [_describe(agent) for agent in agents]})
+
+    async def run_agent(request: Request) -> Response:
+        agent = by_name.get(request.path_params["name"])
+        if agent is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            return _error(BadRequest(f"no agent named this; agents: {known}", status=404))
+        try:
+            body = await _parse(request, ProgramRunRequest)
+            _check_inputs(agent, body.inputs)
+        except BadRequest as exc:
+            return _error(exc)
+        result = await runtime.run_one(agent, body.inputs)
+        metrics.observe_program(result)
+        return JSONResponse(
+            {
+                "result": result.to_json(),
+                "stages": [record.to_json() for record in result.stages],
+                "tools": [call.to_json() for call in result.tools],
+            }
+        )
+
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/agents", list_agents, methods=["GET"]),
+        Route("/v1/agents/{name}/runs", run_agent, methods=["POST"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
+    return CancelOnDisconnect(Starlette(routes=routes))
+
+
+async def _complete(
+    service: CompletionService, request: Request, schema: type[OpenAIRequest]
+) -> Response:
+    try:
+        body = await _parse(request, schema)
+        prepared = service.prepare(body)
+    except BadRequest as exc:
+        endpoint = "chat" if schema is ChatCompletionRequest else "completion"
+        service.metrics.observe_rejection(endpoint, "default")
+        return _error(exc)
+    if body.stream:
+        return StreamingResponse(service.stream_events(prepared), media_type="text/event-stream")
+    try:
+        return JSONResponse(await service.respond(prepared))
+    except RequestFailed as exc:
+        return _error(BadRequest(str(exc), code="engine_error", status=500), kind="engine_error")
+
+
+async def _parse(request: Request, schema: type[_Body]) -> _Body:
+    """The body as `schema`, or a BadRequest naming the first wrong field."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"].removeprefix("Value error, ")
+        raise BadRequest(f"{where}: {message}" if where else message, param=where) from exc
+
+
+def _check_inputs(agent: Agent, inputs: dict[str, Any]) -> None:
+    unknown = sorted(set(inputs) - set(agent.inputs))
+    if unknown:
+        raise BadRequest(
+            f"inputs: unknown inputs {unknown}; '{agent.name}' takes {list(agent.inputs)}",
+            param="inputs",
+        )
+    params = list(inspect.signature(agent.fn).parameters.values())[1:]
+    missing = [p.name for p in params if p.default is p.empty and p.name not in inputs]
+    if missing:
+        raise BadRequest(f"inputs: missing {missing} for agent '{agent.name}'", param="inputs")
+
+
+def _describe(agent: Agent) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "inputs": list(agent.inputs),
+        "deadline_ms": agent.deadline_ms,
+        "stages": [
+            {
+                "name": stage.spec.name,
+                "ttft": stage.spec.slo.describe_ttft(),
+                "tpot_ms": stage.spec.slo.tpot_ms,
+                "max_tokens": stage.spec.max_tokens,
+                "tier": stage.spec.tier,
+            }
+            for stage in agent.stages
+        ],
+    }
+
+
+def _error(exc: BadRequest, kind: str = "invalid_request_error") -> Response:
+    body = {"error": {"message": str(exc), "type": kind, "param": exc.param, "code": exc.code}}
+    return JSONResponse(body, status_code=exc.status)

@@ -27,6 +27,7 @@ from agentflow.cluster.replica import ReplicaHandle, ReplicaInfo, ReplicaLost
 from agentflow.cluster.router import Router, RouterStats
 from agentflow.cluster.routing import Route, make_routing_policy
 from agentflow.cluster.spec import EngineSpec, PromptCounter
+from agentflow.engine.chat import ChatRenderer, Messages
 from agentflow.engine.interface import GenerationRequest, TokenDelta
 from agentflow.engine.sim import Lane
 from agentflow.errors import ConfigError, EngineError, RequestFailed
@@ -110,6 +111,7 @@ class Pool:
         self._lane_task: asyncio.Task[None] | None = None
         self._owns_ray = False
         self._counter: PromptCounter | None = None
+        self._chat_renderer: ChatRenderer | None = None
         self._predictor = StepTimePredictor.default_cpu()
         self._num_requests = self._num_finished = self._num_failed = self._num_resubmitted = 0
 
@@ -188,6 +190,12 @@ class Pool:
         if self._counter is None:
             self._counter = self.spec.make_prompt_counter()
         return self._counter(prompt, use_chat_template)
+
+    def render_messages(self, messages: Messages) -> str:
+        """A conversation as the replicas prefill it, rendered in the driver."""
+        if self._chat_renderer is None:
+            self._chat_renderer = self.spec.make_chat_renderer()
+        return self._chat_renderer(messages)
 
     def isolated_prefill_ms(self, num_tokens: int) -> float:
         """Predicted prefill time of a lone prompt on one replica (its step-time model)."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from agentflow.engine.chat import ChatRenderer, render_conversation, role_lines
 from agentflow.engine.interface import Engine
 from agentflow.engine.sim import (
     PacedClock,
@@ -73,6 +74,10 @@ class EngineSpec(Protocol):
         """A driver-side counter of prompt tokens, equal to the engine's own count."""
         ...
 
+    def make_chat_renderer(self) -> ChatRenderer:
+        """A driver-side renderer of conversations into the text the engine prefills."""
+        ...
+
 
 def _count_words(prompt: str, use_chat_template: bool = True) -> int:
     del use_chat_template
@@ -109,6 +114,10 @@ class FactorySpec:
     def make_prompt_counter(self) -> PromptCounter:
         """The counter given at construction."""
         return self.count_tokens
+
+    def make_chat_renderer(self) -> ChatRenderer:
+        """`role: content` lines (a factory's engine has no known chat template)."""
+        return role_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +166,10 @@ class SimSpec:
     def make_prompt_counter(self) -> PromptCounter:
         """Whitespace words, the simulator's tokenizer."""
         return _count_words
+
+    def make_chat_renderer(self) -> ChatRenderer:
+        """`role: content` lines (the simulator has no chat template)."""
+        return role_lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,21 +226,26 @@ class VLLMSpec:
 
     def make_prompt_counter(self) -> PromptCounter:
         """The model's tokenizer, loaded in the driver (transformers; no vLLM import)."""
-        from transformers import AutoTokenizer
-
-        tokenizer: Any = AutoTokenizer.from_pretrained(str(self.config.model))
+        tokenizer = self._driver_tokenizer()
         has_template = bool(getattr(tokenizer, "chat_template", None))
 
         def count(prompt: str, use_chat_template: bool = True) -> int:
             text = prompt
             if use_chat_template and has_template:
-                messages = [{"role": "user", "content": prompt}]
-                text = tokenizer.apply_chat_template(
-                    messages, tokenize=False, add_generation_prompt=True
-                )
+                text = render_conversation(tokenizer, [{"role": "user", "content": prompt}])
             return len(tokenizer.encode(text))
 
         return count
+
+    def make_chat_renderer(self) -> ChatRenderer:
+        """The model's chat template, applied in the driver as each replica would."""
+        tokenizer = self._driver_tokenizer()
+        return lambda messages: render_conversation(tokenizer, messages)
+
+    def _driver_tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.config.model))
 
 
 def _vllm_kv_shape(engine: Engine) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentflow.engine.chat import role_lines
 from agentflow.engine.interface import Engine, GenerationRequest
 from agentflow.errors import RequestFailed
 from agentflow.metrics.prometheus import ServingMetrics
@@ -213,11 +214,10 @@ class CompletionService:
             messages = [{"role": m.role, "content": m.text()} for m in body.messages]
         except ValueError as exc:
             raise BadRequest(str(exc), param="messages") from exc
-        render = getattr(self.engine, "render_messages", None)
-        if render is not None:
-            return str(render(messages))
-        lines = [f"{m['role']}: {m['content']}" for m in messages]
-        return "\n".join([*lines, "assistant:"])
+        # The vLLM engine and the pool apply the model's chat template; other engines (the
+        # simulator, fakes) have none.
+        render = getattr(self.engine, "render_messages", role_lines)
+        return str(render(messages))
 
     def _slo(self, body: OpenAIRequest) -> SLO:
         ttft_ms, slowdown = (

@@ -50,3 +50,29 @@ def test_factory_spec_builds_from_its_factory_with_the_given_view():
     engine = spec.build(3)
     assert isinstance(engine, SeatedEngine) and engine.num_seats == 5
     assert spec.planner_view(engine).config.max_num_seqs == 5
+
+
+def test_a_vllm_pool_renders_a_conversation_with_the_models_chat_template_in_the_driver():
+    from agentflow.cluster import VLLMSpec
+    from agentflow.engine.vllm import VLLMEngineConfig
+    from agentflow.models import resolve_model
+
+    spec = VLLMSpec(VLLMEngineConfig(model=resolve_model(None)))  # SmolLM2: ChatML template
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Name a river."},
+    ]
+    text = spec.make_chat_renderer()(messages)
+    assert "<|im_start|>system\nBe brief.<|im_end|>" in text
+    assert text.endswith("<|im_start|>assistant\n")
+    # The counter prices a one-turn prompt as exactly that rendering.
+    one_turn = spec.make_chat_renderer()([{"role": "user", "content": "Name a river."}])
+    tokenizer = spec._driver_tokenizer()
+    assert spec.make_prompt_counter()("Name a river.", True) == len(tokenizer.encode(one_turn))
+
+
+def test_engines_without_a_chat_template_get_role_lines():
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    expected = "system: Be brief.\nuser: Hi\nassistant:"
+    assert SimSpec().make_chat_renderer()(messages) == expected
+    assert FactorySpec("seated", SeatedEngine).make_chat_renderer()(messages) == expected

@@ -6,9 +6,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from agentflow.engine.chat import Messages, render_conversation
 from agentflow.engine.interface import GenerationRequest, TokenDelta
 from agentflow.engine.vllm.config import LANE_KEY, VLLMEngineConfig
 from agentflow.errors import EngineError, RequestFailed
@@ -175,20 +176,10 @@ class VLLMEngine:
             return self.render_messages([{"role": "user", "content": prompt}])
         return prompt
 
-    def render_messages(self, messages: Sequence[Mapping[str, str]]) -> str:
-        """A conversation as the text the engine prefills, ready for the assistant's turn.
-
-        With the model's chat template when it has one; otherwise one `role: content` line per
-        message and an `assistant:` line to answer on.
-        """
+    def render_messages(self, messages: Messages) -> str:
+        """A conversation as the text the engine prefills, ready for the assistant's turn."""
         self._require_llm()
-        if getattr(self._tokenizer, "chat_template", None):
-            rendered = self._tokenizer.apply_chat_template(
-                [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
-            )
-            return str(rendered)
-        lines = [f"{m['role']}: {m['content']}" for m in messages]
-        return "\n".join([*lines, "assistant:"])
+        return render_conversation(self._tokenizer, messages)
 
     def count_prompt_tokens(self, prompt: str, *, use_chat_template: bool = True) -> int:
         """Number of tokens the engine will prefill for `prompt`."""

@@ -27,6 +27,8 @@ class FakeEngine:
         self.replies = {stage: list(texts) for stage, texts in (replies or {}).items()}
         """stage -> texts to answer with, one per call (then the default echo)."""
         self.requests: list[GenerationRequest] = []
+        self.aborted: list[str] = []
+        """Ids of requests whose stream was closed before it finished."""
         self.started = self.stopped = False
 
     async def start(self) -> None:
@@ -41,15 +43,21 @@ class FakeEngine:
             await anyio.sleep(self.token_delay_s)
             yield TokenDelta(text, len(text.split()), finished=True, finish_reason="stop")
             return
-        for index in range(request.max_tokens):
-            await anyio.sleep(self.token_delay_s)
-            last = index == request.max_tokens - 1
-            yield TokenDelta(
-                text=f"<{request.stage}{index}>",
-                num_tokens=1,
-                finished=last,
-                finish_reason="length" if last else None,
-            )
+        done = False
+        try:
+            for index in range(request.max_tokens):
+                await anyio.sleep(self.token_delay_s)
+                last = index == request.max_tokens - 1
+                done = last
+                yield TokenDelta(
+                    text=f"<{request.stage}{index}>",
+                    num_tokens=1,
+                    finished=last,
+                    finish_reason="length" if last else None,
+                )
+        finally:
+            if not done:  # the consumer went away: a real engine aborts the request here
+                self.aborted.append(request.request_id)
 
     def count_prompt_tokens(self, prompt: str, *, use_chat_template: bool = True) -> int:
         return len(prompt.split())

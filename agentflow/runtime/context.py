@@ -10,6 +10,14 @@ from typing import TYPE_CHECKING, Any
 from agentflow.engine.interface import Engine, GenerationRequest
 from agentflow.errors import ConfigError, ProgramError
 from agentflow.program.stage import Stage
+from agentflow.runtime.events import (
+    EventSink,
+    ProgramEvent,
+    StageDelta,
+    StageFinished,
+    StageStarted,
+    ToolCalled,
+)
 from agentflow.runtime.measure import measured_stream
 from agentflow.runtime.records import StageRecord, ToolRecord
 
@@ -34,6 +42,7 @@ class Context:
         ignore_eos: bool = False,
         tools: ToolClient | None = None,
         deadline_s: float | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         self.program_id = program_id
         self.records: list[StageRecord] = []
@@ -47,6 +56,7 @@ class Context:
         self._run_started_s = run_started_s
         self._ignore_eos = ignore_eos
         self._iterations: Counter[str] = Counter()
+        self._on_event = on_event
 
     @property
     def remaining_s(self) -> float | None:
@@ -74,17 +84,17 @@ class Context:
             budget_s = min(budget_s, remaining)
         iteration = sum(1 for rec in self.tool_records if rec.tool == name)
         result = await self._tools.call(name, arguments or {}, timeout_s=budget_s)
-        self.tool_records.append(
-            ToolRecord(
-                program_id=self.program_id,
-                tool=name,
-                iteration=iteration,
-                ok=result.ok,
-                latency_ms=result.latency_ms,
-                attempts=result.attempts,
-                error=result.error,
-            )
+        record = ToolRecord(
+            program_id=self.program_id,
+            tool=name,
+            iteration=iteration,
+            ok=result.ok,
+            latency_ms=result.latency_ms,
+            attempts=result.attempts,
+            error=result.error,
         )
+        self.tool_records.append(record)
+        self._emit(ToolCalled(record))
         return result
 
     async def run(self, stage: Stage[Any], *args: Any, **kwargs: Any) -> str:
@@ -133,9 +143,38 @@ class Context:
             submitted_ms=(submitted_s - self._run_started_s) * 1e3,
         )
         self.records.append(record)
+        self._emit(
+            StageStarted(
+                program_id=self.program_id,
+                stage=spec.name,
+                iteration=iteration,
+                request_id=request.request_id,
+                tier=spec.tier,
+                ttft_budget_ms=ttft_budget_ms,
+                tpot_budget_ms=spec.slo.tpot_ms,
+                prompt_tokens=prompt_tokens,
+            )
+        )
         pieces: list[str] = []
-        async for delta in measured_stream(
-            self._engine, request, record, now_s=self._now_s, submitted_s=submitted_s
-        ):
-            pieces.append(delta.text)
+        try:
+            async for delta in measured_stream(
+                self._engine, request, record, now_s=self._now_s, submitted_s=submitted_s
+            ):
+                pieces.append(delta.text)
+                if delta.text or delta.num_tokens:
+                    self._emit(
+                        StageDelta(
+                            self.program_id,
+                            spec.name,
+                            request.request_id,
+                            delta.text,
+                            delta.num_tokens,
+                        )
+                    )
+        finally:
+            self._emit(StageFinished(record))
         return "".join(pieces)
+
+    def _emit(self, event: ProgramEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -13,6 +15,7 @@ from agentflow.engine.interface import Engine
 from agentflow.errors import IterationLimit
 from agentflow.program.agent import Agent
 from agentflow.runtime.context import Context
+from agentflow.runtime.events import EventSink, ProgramEvent, ProgramFinished
 from agentflow.runtime.records import ProgramResult, ProgramStatus
 
 if TYPE_CHECKING:
@@ -40,9 +43,22 @@ class Runtime:
         self._started_s = self._now_s()
 
     async def run_one(
-        self, agent: Agent, inputs: dict[str, Any], *, program_id: str | None = None
+        self,
+        agent: Agent,
+        inputs: dict[str, Any],
+        *,
+        program_id: str | None = None,
+        on_event: EventSink | None = None,
     ) -> ProgramResult:
-        """Run one program instance to a terminal state."""
+        """Run one program instance to a terminal state.
+
+        Args:
+            agent: the program.
+            inputs: its keyword inputs.
+            program_id: the instance's id (default: the agent's name and a counter).
+            on_event: called with each event of the run as it happens (stages starting,
+                their output, their records, tool calls), ending with `ProgramFinished`.
+        """
         program_id = program_id or f"{agent.name}-{next(self._ids)}"
         started_s = self._now_s()
         budget_s = agent.deadline_ms / 1e3 if agent.deadline_ms is not None else None
@@ -53,6 +69,7 @@ class Runtime:
             ignore_eos=self.ignore_eos,
             tools=self.tools,
             deadline_s=time.monotonic() + budget_s if budget_s is not None else None,
+            on_event=on_event,
         )
         result = ProgramResult(
             program_id=program_id, agent=agent.name, inputs=inputs, status=ProgramStatus.FAILED
@@ -72,7 +89,38 @@ class Runtime:
         result.latency_ms = (self._now_s() - started_s) * 1e3
         result.stages = ctx.records
         result.tools = ctx.tool_records
+        if on_event is not None:
+            on_event(ProgramFinished(result))
         return result
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, agent: Agent, inputs: dict[str, Any], *, program_id: str | None = None
+    ) -> AsyncIterator[AsyncIterator[ProgramEvent]]:
+        """Run one program instance, yielding its events as they happen.
+
+        Use as ``async with runtime.stream(agent, inputs) as events: async for event in
+        events: ...``; the last event is `ProgramFinished`. Leaving the block early cancels
+        the run (its engine requests are aborted).
+        """
+        send, receive = anyio.create_memory_object_stream[ProgramEvent](math.inf)
+
+        def deliver(event: ProgramEvent) -> None:
+            # Once the reader has gone, the run is being cancelled: its last events go nowhere
+            # (raising here would turn the cancellation into a program failure).
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait(event)
+
+        async def drive() -> None:
+            async with send:
+                await self.run_one(agent, inputs, program_id=program_id, on_event=deliver)
+
+        async with anyio.create_task_group() as group, receive:
+            group.start_soon(drive)
+            try:
+                yield receive
+            finally:
+                group.cancel_scope.cancel()
 
     async def run_many(
         self,

@@ -6,7 +6,7 @@ Routes:
     POST /v1/completions          OpenAI completions (+ agentflow SLO fields)
     POST /v1/chat/completions     OpenAI chat completions (+ agentflow SLO fields)
     GET  /v1/agents               the program's agents: inputs and stage budgets
-    POST /v1/agents/{name}/runs   run one program instance to a terminal state
+    POST /v1/agents/{name}/runs   run one program instance to a terminal state (or stream it)
     GET  /metrics                 Prometheus text format
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -25,8 +25,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from agentflow.errors import RequestFailed
-from agentflow.metrics.prometheus import CONTENT_TYPE_LATEST
+from agentflow.metrics.prometheus import CONTENT_TYPE_LATEST, ServingMetrics
 from agentflow.program.agent import Agent
+from agentflow.runtime.events import ProgramFinished
 from agentflow.runtime.runtime import Runtime
 from agentflow.serving.completions import CompletionService, OpenAIRequest
 from agentflow.serving.errors import BadRequest
@@ -74,15 +75,18 @@ def create_app(
             _check_inputs(agent, body.inputs)
         except BadRequest as exc:
             return _error(exc)
+        if body.stream:
+            events = _program_events(runtime, agent, body.inputs, metrics)
+            return StreamingResponse(events, media_type="text/event-stream")
         result = await runtime.run_one(agent, body.inputs)
         metrics.observe_program(result)
-        return JSONResponse(
-            {
-                "result": result.to_json(),
-                "stages": [record.to_json() for record in result.stages],
-                "tools": [call.to_json() for call in result.tools],
-            }
-        )
+        reply = {
+            "result": result.to_json(),
+            "stages": [record.to_json() for record in result.stages],
+            "tools": [call.to_json() for call in result.tools],
+        }
+        # An agent may return any Python value: what JSON cannot hold is sent as its str().
+        return Response(json.dumps(reply, default=str), media_type="application/json")
 
     async def prometheus(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -97,6 +101,17 @@ def create_app(
         Route("/metrics", prometheus, methods=["GET"]),
     ]
     return CancelOnDisconnect(Starlette(routes=routes))
+
+
+async def _program_events(
+    runtime: Runtime, agent: Agent, inputs: dict[str, Any], metrics: ServingMetrics
+) -> AsyncIterator[str]:
+    """A program run as server-sent events: `event: <kind>` and the event's JSON."""
+    async with runtime.stream(agent, inputs) as events:
+        async for event in events:
+            if isinstance(event, ProgramFinished):
+                metrics.observe_program(event.result)
+            yield f"event: {event.kind}\ndata: {json.dumps(event.to_json(), default=str)}\n\n"
 
 
 async def _complete(

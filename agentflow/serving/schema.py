@@ -132,3 +132,6 @@ class ProgramRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any]
+    stream: bool = False
+    """Send the run's events (stages starting, their tokens, their records, tool calls, the
+    result) as server-sent events instead of one JSON reply at the end."""

@@ -4,6 +4,8 @@ One engine (tiny random Llama, our scheduler) and one server serve every test he
 are httpx and the official OpenAI SDK, as users would point them at the server.
 """
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -198,6 +200,30 @@ async def test_a_program_run_over_http_reports_each_stage(http):
         ("draft", "finished"),
         ("title", "finished"),
     ]
+
+
+async def test_a_streamed_program_run_sends_each_stage_and_its_tokens_as_events(http):
+    events = []
+    request = {"inputs": {"topic": "lakes"}, "stream": True}
+    async with http.stream("POST", "/v1/agents/writer/runs", json=request) as reply:
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        async for line in reply.aiter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line.removeprefix("data: "))))
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "stage_started" and kinds[-1] == "program_finished"
+    started = [data["stage"] for kind, data in events if kind == "stage_started"]
+    finished = [(d["stage"], d["status"]) for kind, d in events if kind == "stage_finished"]
+    assert started == ["draft", "title"]
+    assert finished == [("draft", "finished"), ("title", "finished")]
+    draft_tokens = sum(
+        d["num_tokens"] for k, d in events if k == "stage_delta" and d["stage"] == "draft"
+    )
+    assert draft_tokens == next(d["output_tokens"] for k, d in events if k == "stage_finished")
+    assert events[-1][1]["status"] == "finished"
 
 
 async def test_a_program_run_with_wrong_inputs_or_agent_is_refused(http):

@@ -1,0 +1,92 @@
+"""Streaming a program run: every stage's start, output and record, in order, then the end."""
+
+import anyio
+import pytest
+
+import agentflow as af
+from agentflow.runtime import ProgramStatus, Runtime
+from agentflow.runtime.events import (
+    ProgramFinished,
+    StageDelta,
+    StageFinished,
+    StageStarted,
+)
+from tests.fakes import FakeEngine
+
+pytestmark = pytest.mark.anyio
+
+
+@af.stage(ttft_ms=300, tpot_ms=40, max_tokens=3, tier="tight")
+def think(question: str) -> str:
+    return f"think: {question}"
+
+
+@af.stage(ttft_ms=900, tpot_ms=150, max_tokens=2, tier="loose")
+def answer(question: str, think: str) -> str:
+    return f"q: {question} notes: {think}"
+
+
+@af.agent
+async def reasoner(ctx: af.Context, question: str) -> str:
+    notes = await ctx.run(think, question)
+    return await ctx.run(answer, question, notes)
+
+
+async def test_a_streamed_run_reports_each_stage_as_it_happens_and_ends_with_the_result():
+    runtime = Runtime(FakeEngine())
+    async with runtime.stream(reasoner, {"question": "why"}, program_id="p0") as events:
+        seen = [event async for event in events]
+
+    kinds = [event.kind for event in seen]
+    assert kinds == [
+        "stage_started", *["stage_delta"] * 3, "stage_finished",
+        "stage_started", *["stage_delta"] * 2, "stage_finished",
+        "program_finished",
+    ]  # fmt: skip
+    started = [e for e in seen if isinstance(e, StageStarted)]
+    assert [(e.stage, e.tier, e.ttft_budget_ms) for e in started] == [
+        ("think", "tight", 300),
+        ("answer", "loose", 900),
+    ]
+    think_text = "".join(e.text for e in seen if isinstance(e, StageDelta) and e.stage == "think")
+    assert think_text == "<think0><think1><think2>"
+    finished = [e.record for e in seen if isinstance(e, StageFinished)]
+    assert [(r.stage, r.status, r.output_tokens) for r in finished] == [
+        ("think", "finished", 3),
+        ("answer", "finished", 2),
+    ]
+    (end,) = [e for e in seen if isinstance(e, ProgramFinished)]
+    assert end.result.status == ProgramStatus.FINISHED
+    assert end.result.output == "<answer0><answer1>"
+    assert end.to_json()["program_id"] == "p0"
+
+
+async def test_a_failed_stage_still_reports_its_record_and_the_programs_failure():
+    runtime = Runtime(FakeEngine(fail_stages=frozenset({"answer"})))
+    async with runtime.stream(reasoner, {"question": "why"}) as events:
+        seen = [event async for event in events]
+    records = [e.record for e in seen if isinstance(e, StageFinished)]
+    assert [(r.stage, r.status) for r in records] == [("think", "finished"), ("answer", "failed")]
+    assert seen[-1].result.status == ProgramStatus.FAILED
+    assert "injected failure" in seen[-1].result.error
+
+
+async def test_leaving_a_stream_early_cancels_the_run_and_aborts_its_request():
+    engine = FakeEngine(token_delay_s=1.0)  # three seconds for the first stage alone
+    runtime = Runtime(engine)
+    with anyio.fail_after(2):
+        async with runtime.stream(reasoner, {"question": "why"}) as events:
+            async for event in events:
+                if isinstance(event, StageStarted):
+                    break
+    assert [r.stage for r in engine.requests] == ["think"]
+    assert engine.aborted == [engine.requests[0].request_id]
+
+
+async def test_an_event_sink_sees_the_same_run_without_streaming():
+    seen = []
+    result = await Runtime(FakeEngine()).run_one(
+        reasoner, {"question": "why"}, on_event=seen.append
+    )
+    assert seen[-1].result is result
+    assert sum(isinstance(e, StageFinished) for e in seen) == len(result.stages) == 2

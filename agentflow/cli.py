@@ -125,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="TCP port")
     serve.add_argument("--served-model-name", help="the model id clients name (default: dir name)")
     serve.add_argument(
+        "--api-key",
+        default=os.environ.get("AGENTFLOW_API_KEY"),
+        help="require `Authorization: Bearer KEY` on /v1 routes (default: $AGENTFLOW_API_KEY)",
+    )
+    serve.add_argument(
         "--default-ttft",
         default="10x",
         help="TTFT of a request that names none: ms, or a slowdown of its prefill like '10x'",
@@ -412,7 +417,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             metrics=ServingMetrics(),
             max_model_len=getattr(config, "max_model_len", None),
         )
-        app = create_app(service, runtime, program.agents)
+        app = create_app(service, runtime, program.agents, api_key=args.api_key or None)
         console.print(f"serving {model_name} at http://{args.host}:{args.port}/v1", soft_wrap=True)
         await serve_app(app, host=args.host, port=args.port, log_level="warning")
         return []

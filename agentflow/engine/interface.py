@@ -34,6 +34,10 @@ class GenerationRequest:
     """Nucleus sampling: sample from the smallest token set with this much probability."""
     seed: int | None = None
     """Sampling seed, for reproducible output at a temperature above 0."""
+    presence_penalty: float = 0.0
+    """OpenAI's presence penalty: lowers the logit of every token already in the output."""
+    frequency_penalty: float = 0.0
+    """OpenAI's frequency penalty: lowers a token's logit by how often it is in the output."""
 
     @classmethod
     def unconstrained(

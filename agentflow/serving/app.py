@@ -12,6 +12,7 @@ Routes:
 
 from __future__ import annotations
 
+import hmac
 import inspect
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -22,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentflow.errors import RequestFailed
 from agentflow.metrics.prometheus import CONTENT_TYPE_LATEST, ServingMetrics
@@ -40,11 +41,17 @@ _Body = TypeVar("_Body", bound=BaseModel)
 
 
 def create_app(
-    service: CompletionService, runtime: Runtime, agents: Sequence[Agent] = ()
+    service: CompletionService,
+    runtime: Runtime,
+    agents: Sequence[Agent] = (),
+    *,
+    api_key: str | None = None,
 ) -> ASGIApp:
     """The ASGI app over a started engine (`service.engine`, which `runtime` also drives).
 
-    A client that hangs up cancels its request, which aborts it in the engine.
+    A client that hangs up cancels its request, which aborts it in the engine. With an
+    `api_key`, every `/v1` route requires `Authorization: Bearer <api_key>` (as vLLM's
+    `--api-key`); `/health` and `/metrics` stay open for probes and scrapers.
     """
     by_name = {agent.name: agent for agent in agents}
     metrics = service.metrics
@@ -100,7 +107,26 @@ def create_app(
         Route("/v1/agents/{name}/runs", run_agent, methods=["POST"]),
         Route("/metrics", prometheus, methods=["GET"]),
     ]
-    return CancelOnDisconnect(Starlette(routes=routes))
+    app = CancelOnDisconnect(Starlette(routes=routes))
+    return app if api_key is None else _RequireKey(app, api_key)
+
+
+class _RequireKey:
+    """Answers 401 to a `/v1` request without the bearer key; passes everything else on."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the key on `/v1` HTTP requests."""
+        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                error = BadRequest("missing or wrong API key", code="invalid_api_key", status=401)
+                await _error(error, kind="authentication_error")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def _program_events(

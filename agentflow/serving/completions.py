@@ -117,6 +117,8 @@ class CompletionService:
             stop=body.stop_strings,
             top_p=body.top_p,
             seed=body.seed,
+            presence_penalty=body.presence_penalty,
+            frequency_penalty=body.frequency_penalty,
         )
         record = StageRecord(
             program_id=request.program_id,

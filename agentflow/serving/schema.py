@@ -59,6 +59,8 @@ class _SamplingFields(_SLOFields):
     temperature: Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)] = 1.0
     top_p: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 1.0
     seed: int | None = None
+    presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)] = 0.0
+    frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)] = 0.0
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
@@ -66,6 +68,7 @@ class _SamplingFields(_SLOFields):
     logprobs: Any = None
     tools: list[Any] | None = None
     response_format: dict[str, Any] | None = None
+    logit_bias: dict[str, float] | None = None
 
     @field_validator("n")
     @classmethod
@@ -74,10 +77,10 @@ class _SamplingFields(_SLOFields):
             raise ValueError("only n=1 is supported")
         return value
 
-    @field_validator("logprobs", "tools", "response_format")
+    @field_validator("logprobs", "tools", "response_format", "logit_bias")
     @classmethod
     def _unsupported(cls, value: Any) -> Any:
-        if value not in (None, False, [], {"type": "text"}):
+        if value not in (None, False, [], {}, {"type": "text"}):
             raise ValueError("not supported by this server")
         return value
 
@@ -98,6 +101,23 @@ class CompletionRequest(_SamplingFields):
     """`POST /v1/completions`: raw text in, text out (no chat template)."""
 
     prompt: Annotated[str, Field(min_length=1)]
+    echo: bool = False
+    suffix: str | None = None
+    best_of: int | None = None
+
+    @field_validator("echo", "suffix")
+    @classmethod
+    def _unsupported_completion_option(cls, value: Any) -> Any:
+        if value not in (None, False):
+            raise ValueError("not supported by this server")
+        return value
+
+    @field_validator("best_of")
+    @classmethod
+    def _one_candidate(cls, value: int | None) -> int | None:
+        if value not in (None, 1):
+            raise ValueError("only best_of=1 is supported")
+        return value
 
 
 class ChatMessage(BaseModel):

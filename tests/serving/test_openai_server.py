@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.engine, pytest.mark.slow]
 
 MODEL = "tiny-llama"
 MAX_MODEL_LEN = 512
+API_KEY = "sk-test-key"
 
 
 @af.stage(ttft_ms=10_000, tpot_ms=500, max_tokens=4, use_chat_template=False, tier="loose")
@@ -52,20 +53,27 @@ async def server(tiny_model_dir):
             metrics=ServingMetrics(),
             max_model_len=MAX_MODEL_LEN,
         )
-        app = create_app(service, Runtime(engine), [writer])
-        async with running_app(app) as url:
-            yield url
+        runtime = Runtime(engine)
+        app = create_app(service, runtime, [writer])
+        keyed = create_app(service, runtime, [writer], api_key=API_KEY)
+        async with running_app(app) as url, running_app(keyed) as keyed_url:
+            yield url, keyed_url
 
 
 @pytest.fixture
-async def http(server):
-    async with httpx.AsyncClient(base_url=server, timeout=60) as client:
+def url(server):
+    return server[0]
+
+
+@pytest.fixture
+async def http(url):
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         yield client
 
 
 @pytest.fixture
-def sdk(server):
-    return openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0)
+def sdk(url):
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
 async def test_the_served_model_is_listed_and_the_server_is_healthy(http):
@@ -164,6 +172,9 @@ async def test_a_ttft_below_the_prompts_own_prefill_is_served_best_effort_and_sa
         ({"prompt": ""}, 400, "prompt", "at least 1 character"),
         ({"max_tokens": 3}, 400, "prompt", "required"),
         ({"prompt": "x", "logprobs": 5}, 400, "logprobs", "not supported"),
+        ({"prompt": "x", "echo": True}, 400, "echo", "not supported"),
+        ({"prompt": "x", "best_of": 3}, 400, "best_of", "best_of=1"),
+        ({"prompt": "x", "presence_penalty": 3}, 400, "presence_penalty", "less than or equal"),
     ],
 )
 async def test_a_bad_completion_request_is_refused_naming_the_field(
@@ -280,3 +291,20 @@ def _samples(reply: httpx.Response) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+async def test_with_an_api_key_v1_routes_need_the_bearer_key_and_probes_stay_open(server):
+    keyed_url = server[1]
+    async with httpx.AsyncClient(base_url=keyed_url, timeout=60) as client:
+        denied = await client.get("/v1/models")
+        assert denied.status_code == 401
+        assert denied.json()["error"]["code"] == "invalid_api_key"
+        wrong = await client.get("/v1/models", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
+    sdk = openai.AsyncOpenAI(base_url=f"{keyed_url}/v1", api_key=API_KEY, max_retries=0)
+    reply = await sdk.completions.create(
+        model=MODEL, prompt="Hello", max_tokens=2, presence_penalty=0.5, frequency_penalty=0.5
+    )
+    assert reply.usage.completion_tokens >= 1

@@ -203,6 +203,8 @@ class VLLMEngine:
             stop=list(request.stop) or None,
             top_p=request.top_p,
             seed=request.seed,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
             output_kind=RequestOutputKind.DELTA,
             extra_args=request.extra_args(),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 
 from agentflow.engine.interface import Engine, GenerationRequest, TokenDelta
-from agentflow.errors import RequestFailed
+from agentflow.errors import EngineError
 from agentflow.metrics.attainment import judge_slo
 from agentflow.runtime.records import StageRecord
 
@@ -27,7 +27,8 @@ async def measured_stream(
     it has a terminal status and an SLO verdict.
 
     Raises:
-        RequestFailed: the engine failed the request (the record says so too).
+        EngineError: the engine failed the request (`RequestFailed`) or stopped serving; the
+            record says so too.
     """
     try:
         async for delta in engine.stream(request):
@@ -38,8 +39,8 @@ async def measured_stream(
             if delta.finished:
                 record.finish_reason = delta.finish_reason
             yield delta
-    except RequestFailed as exc:
-        record.status, record.error = "failed", str(exc)
+    except EngineError as exc:  # RequestFailed, or the engine itself stopped
+        record.status, record.error = "failed", str(exc) or type(exc).__name__
         raise
     finally:
         finalize_record(record)

@@ -20,12 +20,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agentflow.errors import RequestFailed
+from agentflow.errors import EngineError
 from agentflow.metrics.prometheus import CONTENT_TYPE_LATEST, ServingMetrics
 from agentflow.program.agent import Agent
 from agentflow.runtime.events import ProgramFinished
@@ -76,7 +77,8 @@ def create_app(
         agent = by_name.get(request.path_params["name"])
         if agent is None:
             known = ", ".join(sorted(by_name)) or "none"
-            return _error(BadRequest(f"no agent named this; agents: {known}", status=404))
+            name = request.path_params["name"]
+            return _error(BadRequest(f"no agent named '{name}'; agents: {known}", status=404))
         try:
             body = await _parse(request, ProgramRunRequest)
             _check_inputs(agent, body.inputs)
@@ -107,7 +109,8 @@ def create_app(
         Route("/v1/agents/{name}/runs", run_agent, methods=["POST"]),
         Route("/metrics", prometheus, methods=["GET"]),
     ]
-    app = CancelOnDisconnect(Starlette(routes=routes))
+    handlers = {HTTPException: _http_error, Exception: _server_error}
+    app = CancelOnDisconnect(Starlette(routes=routes, exception_handlers=handlers))
     return app if api_key is None else _RequireKey(app, api_key)
 
 
@@ -154,7 +157,7 @@ async def _complete(
         return StreamingResponse(service.stream_events(prepared), media_type="text/event-stream")
     try:
         return JSONResponse(await service.respond(prepared))
-    except RequestFailed as exc:
+    except EngineError as exc:
         return _error(BadRequest(str(exc), code="engine_error", status=500), kind="engine_error")
 
 
@@ -205,6 +208,19 @@ def _describe(agent: Agent) -> dict[str, Any]:
             for stage in agent.stages
         ],
     }
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown routes and wrong methods, in OpenAI's error shape."""
+    assert isinstance(exc, HTTPException)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return _error(BadRequest(message, status=exc.status_code))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug or an engine that stopped: a 500 in OpenAI's error shape, not a bare page."""
+    message = f"{type(exc).__name__}: {exc}"
+    return _error(BadRequest(message, code="internal_error", status=500), kind="server_error")
 
 
 def _error(exc: BadRequest, kind: str = "invalid_request_error") -> Response:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentflow.engine.chat import role_lines
 from agentflow.engine.interface import Engine, GenerationRequest
-from agentflow.errors import RequestFailed
+from agentflow.errors import EngineError
 from agentflow.metrics.prometheus import ServingMetrics
 from agentflow.program.slo import SLO, parse_ttft
 from agentflow.runtime.measure import measured_stream
@@ -137,7 +137,7 @@ class CompletionService:
         """Serve a non-streaming request to its end; the OpenAI response object.
 
         Raises:
-            RequestFailed: the engine failed the request (counted as failed).
+            EngineError: the engine failed the request (counted as failed).
         """
         pieces: list[str] = []
         try:
@@ -189,7 +189,7 @@ class CompletionService:
             if prepared.include_usage:
                 last["usage"] = _usage(prepared.record)
             yield _event(last)
-        except RequestFailed as exc:
+        except EngineError as exc:
             yield _event({"error": {"message": str(exc), "type": "engine_error", "code": None}})
         finally:
             self.metrics.observe_stage(prepared.record)

@@ -72,8 +72,11 @@ async def http(url):
 
 
 @pytest.fixture
-def sdk(url):
-    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+async def sdk(url):
+    # Closed on this test's event loop: a client left to the garbage collector closes its
+    # connections on whichever loop is running then (or a closed one).
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0) as client:
+        yield client
 
 
 async def test_the_served_model_is_listed_and_the_server_is_healthy(http):
@@ -199,6 +202,15 @@ async def test_a_body_that_is_not_json_or_a_non_text_chat_part_is_refused(http):
     assert reply.json()["error"]["param"] == "messages"
 
 
+async def test_unknown_routes_and_methods_answer_in_openai_error_shape(http):
+    missing = await http.post("/v1/embeddings", json={"input": "x"})
+    assert missing.status_code == 404
+    assert "/v1/embeddings" in missing.json()["error"]["message"]
+    wrong_method = await http.get("/v1/completions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["type"] == "invalid_request_error"
+
+
 async def test_a_program_run_over_http_reports_each_stage(http):
     agents = (await http.get("/v1/agents")).json()["agents"]
     assert [(a["name"], a["inputs"]) for a in agents] == [("writer", ["topic"])]
@@ -246,7 +258,7 @@ async def test_a_program_run_with_wrong_inputs_or_agent_is_refused(http):
     assert "missing ['topic']" in reply.json()["error"]["message"]
     reply = await http.post("/v1/agents/reader/runs", json={"inputs": {}})
     assert reply.status_code == 404
-    assert "writer" in reply.json()["error"]["message"]
+    assert "no agent named 'reader'; agents: writer" in reply.json()["error"]["message"]
 
 
 async def test_a_client_that_hangs_up_mid_stream_leaves_nothing_in_flight(http):
@@ -303,8 +315,10 @@ async def test_with_an_api_key_v1_routes_need_the_bearer_key_and_probes_stay_ope
         assert wrong.status_code == 401
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/metrics")).status_code == 200
-    sdk = openai.AsyncOpenAI(base_url=f"{keyed_url}/v1", api_key=API_KEY, max_retries=0)
-    reply = await sdk.completions.create(
-        model=MODEL, prompt="Hello", max_tokens=2, presence_penalty=0.5, frequency_penalty=0.5
-    )
+    async with openai.AsyncOpenAI(
+        base_url=f"{keyed_url}/v1", api_key=API_KEY, max_retries=0
+    ) as sdk:
+        reply = await sdk.completions.create(
+            model=MODEL, prompt="Hello", max_tokens=2, presence_penalty=0.5, frequency_penalty=0.5
+        )
     assert reply.usage.completion_tokens >= 1

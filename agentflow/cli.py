@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=8, help="instances in flight")
     run.add_argument("--json", type=Path, help="write outputs and stage records here")
     run.add_argument("--ignore-eos", action="store_true", help="always generate max_tokens")
+    run.add_argument(
+        "--stream", action="store_true", help="print each stage's tokens as they come (one input)"
+    )
     _engine_options(run)
 
     bench = commands.add_parser("bench", help="drive many instances at a Poisson rate")
@@ -329,10 +332,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     program = load_program(args.program)
     agent = pick_agent(program.agents, args.agent)
     inputs = _read_inputs(args, agent)
+    if args.stream and len(inputs) != 1:
+        raise ConfigError(f"--stream shows one run; got {len(inputs)} inputs")
     config = _engine_config(args)
     _check_feasible(agent, config, args)
 
     async def work(runtime: Any) -> list[ProgramResult]:
+        if args.stream:
+            return [await _print_stream(runtime, agent, inputs[0])]
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as progress:
             task = progress.add_task(f"running {agent.name}", total=len(inputs))
@@ -344,10 +351,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
 
     results = anyio.run(_with_runtime, config, program, args, work)
-    _report(results, args)
+    _report(results, args, show_outputs=not args.stream)
     if args.json is not None:
         _write_json(args.json, {"outputs": [r.to_json() for r in results], **_records(results)})
     return EXIT_OK if all(r.status == ProgramStatus.FINISHED for r in results) else EXIT_RUNTIME
+
+
+async def _print_stream(runtime: Any, agent: Agent, inputs: dict[str, Any]) -> ProgramResult:
+    """Run one instance, printing each stage's output as it is generated."""
+    from agentflow.runtime.events import (
+        ProgramFinished,
+        StageDelta,
+        StageFinished,
+        StageStarted,
+        ToolCalled,
+    )
+
+    result: ProgramResult | None = None
+    async with runtime.stream(agent, inputs) as events:
+        async for event in events:
+            if isinstance(event, StageStarted):
+                stdout.print(Text(f"[{event.stage}] ", style="bold"), end="")
+            elif isinstance(event, StageDelta):
+                stdout.print(Text(event.text), end="", soft_wrap=True)
+            elif isinstance(event, StageFinished):
+                stdout.print()
+            elif isinstance(event, ToolCalled):
+                call = event.record
+                outcome = "ok" if call.ok else f"failed: {call.error}"
+                stdout.print(Text(f"[tool {call.tool}] {outcome}", style="dim"))
+            elif isinstance(event, ProgramFinished):
+                result = event.result
+    assert result is not None  # the stream always ends with ProgramFinished
+    return result
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -516,9 +552,11 @@ async def _with_runtime(
             await engine.shutdown()
 
 
-def _report(results: list[ProgramResult], args: argparse.Namespace) -> None:
+def _report(
+    results: list[ProgramResult], args: argparse.Namespace, *, show_outputs: bool = True
+) -> None:
     records = [rec for result in results for rec in result.stages]
-    for result in results if len(results) <= 4 else []:
+    for result in results if show_outputs and len(results) <= 4 else []:
         if result.status == ProgramStatus.FINISHED:
             stdout.print(f"[bold]{result.program_id}[/]: {result.output}")
     for result in results:

@@ -139,6 +139,22 @@ def test_run_on_the_simulator_needs_no_model(tmp_path):
     assert all(s["ttft_ms"] > 0 and s["output_tokens"] > 0 for s in stages)
 
 
+def test_a_streamed_run_prints_each_stages_tokens_then_the_table(capsys, tmp_path):
+    program = str(REPO / "examples" / "reasoning.py")
+    out = tmp_path / "streamed.json"
+    code = main(["run", program, "--backend", "sim", "--stream", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    think_line = next(line for line in printed.splitlines() if line.startswith("[think] "))
+    stages = json.loads(out.read_text())["stages"]
+    assert think_line.split().count("tok") == stages[0]["output_tokens"]
+    assert printed.index("[think] ") < printed.index("[answer] ") < printed.index("Stages")
+    inputs = tmp_path / "two.jsonl"
+    inputs.write_text('"a"\n"b"\n')
+    assert main(["run", program, "--backend", "sim", "--stream", "--inputs", str(inputs)]) == 2
+    assert "--stream shows one run; got 2 inputs" in capsys.readouterr().err
+
+
 def test_capacity_and_plan_commands_run_on_the_simulator(capsys, tmp_path):
     out = tmp_path / "cap.json"
     assert (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from agentflow.engine.interface import Engine, GenerationRequest
@@ -156,21 +157,25 @@ class Context:
             )
         )
         pieces: list[str] = []
+        deltas = measured_stream(
+            self._engine, request, record, now_s=self._now_s, submitted_s=submitted_s
+        )
         try:
-            async for delta in measured_stream(
-                self._engine, request, record, now_s=self._now_s, submitted_s=submitted_s
-            ):
-                pieces.append(delta.text)
-                if delta.text or delta.num_tokens:
-                    self._emit(
-                        StageDelta(
-                            self.program_id,
-                            spec.name,
-                            request.request_id,
-                            delta.text,
-                            delta.num_tokens,
+            # aclosing: if the loop body raises (an event sink that fails), the request is
+            # aborted at once rather than whenever the generator is collected.
+            async with aclosing(deltas):
+                async for delta in deltas:
+                    pieces.append(delta.text)
+                    if delta.text or delta.num_tokens:
+                        self._emit(
+                            StageDelta(
+                                self.program_id,
+                                spec.name,
+                                request.request_id,
+                                delta.text,
+                                delta.num_tokens,
+                            )
                         )
-                    )
         finally:
             self._emit(StageFinished(record))
         return "".join(pieces)

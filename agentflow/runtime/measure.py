@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from agentflow.engine.interface import Engine, GenerationRequest, TokenDelta
 from agentflow.errors import EngineError
@@ -30,20 +31,35 @@ async def measured_stream(
         EngineError: the engine failed the request (`RequestFailed`) or stopped serving; the
             record says so too.
     """
+    deltas = engine.stream(request)
     try:
-        async for delta in engine.stream(request):
-            now_ms = (now_s() - submitted_s) * 1e3
-            record.token_times_ms.extend([now_ms] * delta.num_tokens)
-            if delta.lane is not None:
-                record.best_effort = delta.lane == "best_effort"
-            if delta.finished:
-                record.finish_reason = delta.finish_reason
-            yield delta
+        # Closed on exit: when our consumer stops early, the engine's stream is closed now (which
+        # aborts the request), not whenever the garbage collector gets to it.
+        async with _closing(deltas):
+            async for delta in deltas:
+                now_ms = (now_s() - submitted_s) * 1e3
+                record.token_times_ms.extend([now_ms] * delta.num_tokens)
+                if delta.lane is not None:
+                    record.best_effort = delta.lane == "best_effort"
+                if delta.finished:
+                    record.finish_reason = delta.finish_reason
+                yield delta
     except EngineError as exc:  # RequestFailed, or the engine itself stopped
         record.status, record.error = "failed", str(exc) or type(exc).__name__
         raise
     finally:
         finalize_record(record)
+
+
+@asynccontextmanager
+async def _closing(deltas: AsyncIterator[TokenDelta]) -> AsyncIterator[AsyncIterator[TokenDelta]]:
+    """Close an engine's stream on exit, if it can be closed (async generators can)."""
+    try:
+        yield deltas
+    finally:
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def finalize_record(record: StageRecord) -> None:

@@ -90,3 +90,17 @@ async def test_an_event_sink_sees_the_same_run_without_streaming():
     )
     assert seen[-1].result is result
     assert sum(isinstance(e, StageFinished) for e in seen) == len(result.stages) == 2
+
+
+async def test_a_sink_that_raises_fails_its_program_and_aborts_the_request_at_once():
+    engine = FakeEngine(token_delay_s=0.01)
+
+    def fragile(event):
+        if isinstance(event, StageDelta):
+            raise ValueError("sink is full")
+
+    result = await Runtime(engine).run_one(reasoner, {"question": "why"}, on_event=fragile)
+    assert result.status == ProgramStatus.FAILED
+    assert "sink is full" in result.error
+    assert engine.aborted == [engine.requests[0].request_id]
+    assert result.stages[0].status == "failed"

@@ -212,8 +212,9 @@ class VLLMEngine:
         # Stock-vLLM EDF baseline: the priority heap keyed by the TTFT deadline in ms. (Our
         # scheduler sets the same key itself, from extra_args.)
         priority = int((time.time() * 1e3) + request.ttft_ms) if self.config.policy == "edf" else 0
+        outputs = llm.generate(prompt, params, request.request_id, priority=priority)
         try:
-            async for output in llm.generate(prompt, params, request.request_id, priority=priority):
+            async for output in outputs:
                 completion = output.outputs[0]
                 lane = (output.kv_transfer_params or {}).get(LANE_KEY)
                 yield TokenDelta(
@@ -229,6 +230,10 @@ class VLLMEngine:
             raise RequestFailed(
                 str(exc) or type(exc).__name__, request_id=request.request_id
             ) from exc
+        finally:
+            # Closing vLLM's generator aborts the request now if it has not finished (our
+            # consumer left); left to the garbage collector, it would run on for a while.
+            await outputs.aclose()
 
     async def shutdown(self) -> None:
         """Stop the engine core and its workers. Safe to call twice."""

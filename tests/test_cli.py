@@ -81,7 +81,13 @@ def test_unknown_model_exits_2(capsys):
 
 
 def test_help_works_for_every_command():
-    for argv in (["--help"], ["run", "--help"], ["models", "--help"], ["models", "prepare", "-h"]):
+    for argv in (
+        ["--help"],
+        ["run", "--help"],
+        ["serve", "--help"],
+        ["models", "--help"],
+        ["models", "prepare", "-h"],
+    ):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 0

@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,15 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--trace", type=Path, help="write the scheduler's JSON-lines trace here")
 
 
+def _tracing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--otlp-traces-endpoint",
+        metavar="URL",
+        help="export a span per program and stage call to this OpenTelemetry collector (gRPC;"
+        " OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf for OTLP over HTTP)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     parser = _Parser(
@@ -100,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stream", action="store_true", help="print each stage's tokens as they come (one input)"
     )
     _engine_options(run)
+    _tracing_options(run)
 
     bench = commands.add_parser("bench", help="drive many instances at a Poisson rate")
     bench.add_argument("program", type=Path, help="Python file defining an @agentflow.agent")
@@ -111,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write stage records and the summary here")
     bench.add_argument("--ignore-eos", action="store_true", help="always generate max_tokens")
     _engine_options(bench)
+    _tracing_options(bench)
 
     graph = commands.add_parser("graph", help="show a program's stages, budgets and edges")
     graph.add_argument("program", type=Path)
@@ -140,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--default-tpot-ms", type=float, default=200.0)
     serve.add_argument("--default-max-tokens", type=int, default=256)
     _engine_options(serve)
+    _tracing_options(serve)
 
     profile = commands.add_parser("profile", help="fit the step-time predictor on this machine")
     profile.add_argument("--quick", action="store_true", help="a smaller grid (about a minute)")
@@ -535,21 +547,40 @@ async def _with_runtime(
     """
     from agentflow.runtime import Runtime
 
-    engine = _make_engine(config, args)
+    with contextlib.ExitStack() as tracing:
+        # Before the engine starts: a bad tracing setting fails in a second, not after a load.
+        endpoint = getattr(args, "otlp_traces_endpoint", None)
+        observers = [tracing.enter_context(_program_tracer(endpoint))] if endpoint else []
+        engine = _make_engine(config, args)
+        try:
+            label = f"{engine.name} x{args.replicas}" if args.replicas > 1 else engine.name
+            with console.status(f"starting {label} ({config.model.name}, {config.policy})"):
+                await engine.start()
+            async with contextlib.AsyncExitStack() as stack:
+                tools = None
+                if program.tool_client is not None:
+                    tools = await stack.enter_async_context(program.tool_client())
+                ignore_eos = getattr(args, "ignore_eos", False)
+                runtime = Runtime(engine, ignore_eos=ignore_eos, tools=tools, observers=observers)
+                return await work(runtime)  # type: ignore[no-any-return]
+        finally:
+            with anyio.CancelScope(shield=True):
+                await engine.shutdown()
+
+
+@contextlib.contextmanager
+def _program_tracer(endpoint: str) -> Iterator[Any]:
+    """A runtime observer exporting spans to `--otlp-traces-endpoint`; flushed on exit."""
+    from agentflow.metrics.tracing import ProgramTracer, otlp_tracer_provider
+
     try:
-        label = f"{engine.name} x{args.replicas}" if args.replicas > 1 else engine.name
-        with console.status(f"starting {label} ({config.model.name}, {config.policy})"):
-            await engine.start()
-        async with contextlib.AsyncExitStack() as stack:
-            tools = None
-            if program.tool_client is not None:
-                tools = await stack.enter_async_context(program.tool_client())
-            ignore_eos = getattr(args, "ignore_eos", False)
-            runtime = Runtime(engine, ignore_eos=ignore_eos, tools=tools)
-            return await work(runtime)  # type: ignore[no-any-return]
+        provider = otlp_tracer_provider(endpoint)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        yield ProgramTracer(provider.get_tracer("agentflow"))
     finally:
-        with anyio.CancelScope(shield=True):
-            await engine.shutdown()
+        provider.shutdown()
 
 
 def _report(

@@ -1,4 +1,4 @@
-"""What a streamed program run reports as it goes: stages starting, their tokens, their ends.
+"""What a program run reports as it goes: its start, stages starting, their tokens, their ends.
 
 `Runtime.stream(agent, inputs)` yields these; `agentflow serve` sends them as server-sent
 events. Each has a `kind` and a JSON form.
@@ -16,11 +16,32 @@ __all__ = [
     "EventSink",
     "ProgramEvent",
     "ProgramFinished",
+    "ProgramStarted",
     "StageDelta",
     "StageFinished",
     "StageStarted",
     "ToolCalled",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramStarted:
+    """A program instance started; always the first event of a run."""
+
+    kind: ClassVar[str] = "program_started"
+    program_id: str
+    agent: str
+    inputs: dict[str, Any]
+    deadline_ms: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "program_id": self.program_id,
+            "agent": self.agent,
+            "inputs": self.inputs,
+            "deadline_ms": self.deadline_ms,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +130,8 @@ class ProgramFinished:
         return self.result.to_json()
 
 
-ProgramEvent = StageStarted | StageDelta | StageFinished | ToolCalled | ProgramFinished
+ProgramEvent = (
+    ProgramStarted | StageStarted | StageDelta | StageFinished | ToolCalled | ProgramFinished
+)
 EventSink = Callable[[ProgramEvent], None]
 """Receives a run's events as they happen; must not block."""

@@ -15,7 +15,7 @@ from agentflow.engine.interface import Engine
 from agentflow.errors import IterationLimit
 from agentflow.program.agent import Agent
 from agentflow.runtime.context import Context
-from agentflow.runtime.events import EventSink, ProgramEvent, ProgramFinished
+from agentflow.runtime.events import EventSink, ProgramEvent, ProgramFinished, ProgramStarted
 from agentflow.runtime.records import ProgramResult, ProgramStatus
 
 if TYPE_CHECKING:
@@ -29,14 +29,26 @@ class Runtime:
 
     Every submitted instance ends in a `ProgramResult` with a terminal status; an exception in
     one instance fails that instance only.
+
+    Args:
+        engine: the started engine every stage call is served on.
+        ignore_eos: generate exactly `max_tokens` per stage (benchmarks, random weights).
+        tools: the tool servers programs call (`ctx.call_tool`).
+        observers: called with every event of every run (tracing, logging); must not block.
     """
 
     def __init__(
-        self, engine: Engine, *, ignore_eos: bool = False, tools: ToolClient | None = None
+        self,
+        engine: Engine,
+        *,
+        ignore_eos: bool = False,
+        tools: ToolClient | None = None,
+        observers: Sequence[EventSink] = (),
     ) -> None:
         self.engine = engine
         self.ignore_eos = ignore_eos
         self.tools = tools
+        self.observers = tuple(observers)
         self._ids = itertools.count()
         # Measure on the engine's clock when it has one (the simulator on virtual time).
         self._now_s: Callable[[], float] = getattr(engine, "now_s", time.monotonic)
@@ -56,10 +68,14 @@ class Runtime:
             agent: the program.
             inputs: its keyword inputs.
             program_id: the instance's id (default: the agent's name and a counter).
-            on_event: called with each event of the run as it happens (stages starting,
-                their output, their records, tool calls), ending with `ProgramFinished`.
+            on_event: called with each event of the run as it happens, from
+                `ProgramStarted` (stages starting, their output, their records, tool calls) to
+                `ProgramFinished`; after the runtime's observers.
         """
         program_id = program_id or f"{agent.name}-{next(self._ids)}"
+        on_event = self._fan_out(on_event)
+        if on_event is not None:
+            on_event(ProgramStarted(program_id, agent.name, inputs, agent.deadline_ms))
         started_s = self._now_s()
         budget_s = agent.deadline_ms / 1e3 if agent.deadline_ms is not None else None
         ctx = Context(
@@ -92,6 +108,18 @@ class Runtime:
         if on_event is not None:
             on_event(ProgramFinished(result))
         return result
+
+    def _fan_out(self, on_event: EventSink | None) -> EventSink | None:
+        """One sink for this run: the runtime's observers, then the caller's."""
+        sinks = [*self.observers, *([on_event] if on_event is not None else [])]
+        if len(sinks) <= 1:
+            return sinks[0] if sinks else None
+
+        def every(event: ProgramEvent) -> None:
+            for sink in sinks:
+                sink(event)
+
+        return every
 
     @contextlib.asynccontextmanager
     async def stream(

@@ -36,9 +36,16 @@ async def test_a_streamed_run_reports_each_stage_as_it_happens_and_ends_with_the
     runtime = Runtime(FakeEngine())
     async with runtime.stream(reasoner, {"question": "why"}, program_id="p0") as events:
         seen = [event async for event in events]
+    assert seen[0].to_json() == {
+        "program_id": "p0",
+        "agent": "reasoner",
+        "inputs": {"question": "why"},
+        "deadline_ms": None,
+    }
 
     kinds = [event.kind for event in seen]
     assert kinds == [
+        "program_started",
         "stage_started", *["stage_delta"] * 3, "stage_finished",
         "stage_started", *["stage_delta"] * 2, "stage_finished",
         "program_finished",
@@ -104,3 +111,15 @@ async def test_a_sink_that_raises_fails_its_program_and_aborts_the_request_at_on
     assert "sink is full" in result.error
     assert engine.aborted == [engine.requests[0].request_id]
     assert result.stages[0].status == "failed"
+
+
+async def test_runtime_observers_see_every_run_before_the_callers_sink():
+    order = []
+    runtime = Runtime(FakeEngine(), observers=[lambda e: order.append(("observer", e.kind))])
+    await runtime.run_one(
+        reasoner, {"question": "a"}, on_event=lambda e: order.append(("run", e.kind))
+    )
+    await runtime.run_many(reasoner, [{"question": "b"}, {"question": "c"}])
+    observed = [kind for who, kind in order if who == "observer"]
+    assert observed.count("program_started") == observed.count("program_finished") == 3
+    assert order[:2] == [("observer", "program_started"), ("run", "program_started")]

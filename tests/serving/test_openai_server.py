@@ -237,7 +237,7 @@ async def test_a_streamed_program_run_sends_each_stage_and_its_tokens_as_events(
             elif line.startswith("data: "):
                 events.append((kind, json.loads(line.removeprefix("data: "))))
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "stage_started" and kinds[-1] == "program_finished"
+    assert kinds[0] == "program_started" and kinds[-1] == "program_finished"
     started = [data["stage"] for kind, data in events if kind == "stage_started"]
     finished = [(d["stage"], d["status"]) for kind, d in events if kind == "stage_finished"]
     assert started == ["draft", "title"]

@@ -464,6 +464,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             defaults=defaults,
             metrics=ServingMetrics(),
             max_model_len=getattr(config, "max_model_len", None),
+            observers=runtime.observers,
         )
         app = create_app(service, runtime, program.agents, api_key=args.api_key or None)
         console.print(f"serving {model_name} at http://{args.host}:{args.port}/v1", soft_wrap=True)

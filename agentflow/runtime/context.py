@@ -14,9 +14,6 @@ from agentflow.program.stage import Stage
 from agentflow.runtime.events import (
     EventSink,
     ProgramEvent,
-    StageDelta,
-    StageFinished,
-    StageStarted,
     ToolCalled,
 )
 from agentflow.runtime.measure import measured_stream
@@ -144,40 +141,20 @@ class Context:
             submitted_ms=(submitted_s - self._run_started_s) * 1e3,
         )
         self.records.append(record)
-        self._emit(
-            StageStarted(
-                program_id=self.program_id,
-                stage=spec.name,
-                iteration=iteration,
-                request_id=request.request_id,
-                tier=spec.tier,
-                ttft_budget_ms=ttft_budget_ms,
-                tpot_budget_ms=spec.slo.tpot_ms,
-                prompt_tokens=prompt_tokens,
-            )
-        )
         pieces: list[str] = []
         deltas = measured_stream(
-            self._engine, request, record, now_s=self._now_s, submitted_s=submitted_s
+            self._engine,
+            request,
+            record,
+            now_s=self._now_s,
+            submitted_s=submitted_s,
+            on_event=self._on_event,
         )
-        try:
-            # aclosing: if the loop body raises (an event sink that fails), the request is
-            # aborted at once rather than whenever the generator is collected.
-            async with aclosing(deltas):
-                async for delta in deltas:
-                    pieces.append(delta.text)
-                    if delta.text or delta.num_tokens:
-                        self._emit(
-                            StageDelta(
-                                self.program_id,
-                                spec.name,
-                                request.request_id,
-                                delta.text,
-                                delta.num_tokens,
-                            )
-                        )
-        finally:
-            self._emit(StageFinished(record))
+        # aclosing: if the loop body raises, the request is aborted at once rather than
+        # whenever the generator is collected.
+        async with aclosing(deltas):
+            async for delta in deltas:
+                pieces.append(delta.text)
         return "".join(pieces)
 
     def _emit(self, event: ProgramEvent) -> None:

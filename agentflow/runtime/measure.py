@@ -8,6 +8,13 @@ from contextlib import asynccontextmanager
 from agentflow.engine.interface import Engine, GenerationRequest, TokenDelta
 from agentflow.errors import EngineError
 from agentflow.metrics.attainment import judge_slo
+from agentflow.runtime.events import (
+    EventSink,
+    ProgramEvent,
+    StageDelta,
+    StageFinished,
+    StageStarted,
+)
 from agentflow.runtime.records import StageRecord
 
 __all__ = ["finalize_record", "measured_stream"]
@@ -20,17 +27,32 @@ async def measured_stream(
     *,
     now_s: Callable[[], float],
     submitted_s: float,
+    on_event: EventSink | None = None,
 ) -> AsyncGenerator[TokenDelta]:
     """Yield `request`'s output deltas, recording them into `record` as they come.
 
     Token times are taken on `now_s` (the engine's clock) relative to `submitted_s`. However
     the stream ends (finished, failed, or the consumer stopped early), `record` is finalized:
-    it has a terminal status and an SLO verdict.
+    it has a terminal status and an SLO verdict. `on_event` sees `StageStarted`, a
+    `StageDelta` per delta with output, and `StageFinished` with the final record.
 
     Raises:
         EngineError: the engine failed the request (`RequestFailed`) or stopped serving; the
             record says so too.
     """
+    emit = on_event or _ignore
+    emit(
+        StageStarted(
+            program_id=record.program_id,
+            stage=record.stage,
+            iteration=record.iteration,
+            request_id=record.request_id,
+            tier=record.tier,
+            ttft_budget_ms=record.ttft_budget_ms,
+            tpot_budget_ms=record.tpot_budget_ms,
+            prompt_tokens=record.prompt_tokens,
+        )
+    )
     deltas = engine.stream(request)
     try:
         # Closed on exit: when our consumer stops early, the engine's stream is closed now (which
@@ -43,12 +65,27 @@ async def measured_stream(
                     record.best_effort = delta.lane == "best_effort"
                 if delta.finished:
                     record.finish_reason = delta.finish_reason
+                if delta.text or delta.num_tokens:
+                    emit(
+                        StageDelta(
+                            record.program_id,
+                            record.stage,
+                            record.request_id,
+                            delta.text,
+                            delta.num_tokens,
+                        )
+                    )
                 yield delta
     except EngineError as exc:  # RequestFailed, or the engine itself stopped
         record.status, record.error = "failed", str(exc) or type(exc).__name__
         raise
     finally:
         finalize_record(record)
+        emit(StageFinished(record))
+
+
+def _ignore(event: ProgramEvent) -> None:
+    del event
 
 
 @asynccontextmanager

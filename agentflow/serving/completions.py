@@ -6,7 +6,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,7 @@ from agentflow.engine.interface import Engine, GenerationRequest
 from agentflow.errors import EngineError
 from agentflow.metrics.prometheus import ServingMetrics
 from agentflow.program.slo import SLO, parse_ttft
+from agentflow.runtime.events import EventSink, ProgramEvent
 from agentflow.runtime.measure import measured_stream
 from agentflow.runtime.records import StageRecord
 from agentflow.serving.errors import BadRequest
@@ -65,8 +66,11 @@ class CompletionService:
         defaults: ServeDefaults,
         metrics: ServingMetrics,
         max_model_len: int | None = None,
+        observers: Sequence[EventSink] = (),
     ) -> None:
         self.engine = engine
+        self.observers = tuple(observers)
+        """See each request as a one-stage run (no program events): tracing."""
         self.model_name = model_name
         self.defaults = defaults
         self.metrics = metrics
@@ -204,10 +208,15 @@ class CompletionService:
                     prepared.record,
                     now_s=self._now_s,
                     submitted_s=self._started_s + prepared.record.submitted_ms / 1e3,
+                    on_event=self._emit if self.observers else None,
                 )
             ) as deltas:
                 async for delta in deltas:
                     yield delta.text, delta.finish_reason if delta.finished else None
+
+    def _emit(self, event: ProgramEvent) -> None:
+        for observer in self.observers:
+            observer(event)
 
     def _render(self, body: OpenAIRequest) -> str:
         if isinstance(body, CompletionRequest):

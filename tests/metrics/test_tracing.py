@@ -136,3 +136,25 @@ def test_an_unknown_otlp_protocol_exits_2_before_the_engine_starts(monkeypatch, 
     argv = ["run", program, "--backend", "sim", "--otlp-traces-endpoint", "http://127.0.0.1:9"]
     assert main(argv) == 2
     assert "'carrier-pigeon': use 'grpc' or 'http/protobuf'" in capsys.readouterr().err
+
+
+async def test_an_openai_completion_served_with_observers_is_a_root_stage_span():
+    from agentflow.metrics.prometheus import ServingMetrics
+    from agentflow.serving import CompletionService, ServeDefaults
+    from agentflow.serving.schema import CompletionRequest
+
+    tracer, exporter = _tracer()
+    service = CompletionService(
+        FakeEngine(),
+        model_name="fake",
+        defaults=ServeDefaults(),
+        metrics=ServingMetrics(),
+        observers=[tracer],
+    )
+    body = CompletionRequest(prompt="hello there", max_tokens=3, tpot_ms=80, stage="probe")
+    reply = await service.respond(service.prepare(body))
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "stage probe" and span.parent is None
+    assert span.attributes["agentflow.request_id"] == reply["id"]
+    assert span.attributes["agentflow.tpot_budget_ms"] == 80
+    assert span.attributes["agentflow.output_tokens"] == reply["usage"]["completion_tokens"] == 3

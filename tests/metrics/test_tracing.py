@@ -16,32 +16,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-import agentflow as af
 from agentflow.metrics.tracing import ProgramTracer
 from agentflow.runtime import Runtime
 from agentflow.runtime.events import ToolCalled
 from agentflow.runtime.records import ToolRecord
 from tests.fakes import FakeEngine
+from tests.programs import reasoner
 from tools.serving import running_app
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
-
-
-@af.stage(ttft_ms=300, tpot_ms=40, max_tokens=3, tier="tight")
-def think(question: str) -> str:
-    return f"think: {question}"
-
-
-@af.stage(ttft_ms=900, tpot_ms=150, max_tokens=2, tier="loose")
-def answer(question: str, think: str) -> str:
-    return f"q: {question} notes: {think}"
-
-
-@af.agent
-async def reasoner(ctx: af.Context, question: str) -> str:
-    notes = await ctx.run(think, question)
-    return await ctx.run(answer, question, notes)
 
 
 def _tracer():

@@ -3,7 +3,6 @@
 import anyio
 import pytest
 
-import agentflow as af
 from agentflow.runtime import ProgramStatus, Runtime
 from agentflow.runtime.events import (
     ProgramFinished,
@@ -12,24 +11,9 @@ from agentflow.runtime.events import (
     StageStarted,
 )
 from tests.fakes import FakeEngine
+from tests.programs import reasoner
 
 pytestmark = pytest.mark.anyio
-
-
-@af.stage(ttft_ms=300, tpot_ms=40, max_tokens=3, tier="tight")
-def think(question: str) -> str:
-    return f"think: {question}"
-
-
-@af.stage(ttft_ms=900, tpot_ms=150, max_tokens=2, tier="loose")
-def answer(question: str, think: str) -> str:
-    return f"q: {question} notes: {think}"
-
-
-@af.agent
-async def reasoner(ctx: af.Context, question: str) -> str:
-    notes = await ctx.run(think, question)
-    return await ctx.run(answer, question, notes)
 
 
 async def test_a_streamed_run_reports_each_stage_as_it_happens_and_ends_with_the_result():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from tools.client import ToolClient
 
 __all__ = ["Runtime"]
+
+_log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -102,11 +105,18 @@ class Runtime:
             result.error = f"program deadline of {agent.deadline_ms:g} ms exceeded"
         except Exception as exc:  # one failing instance must not take the others down
             result.error = f"{type(exc).__name__}: {exc}"
-        result.latency_ms = (self._now_s() - started_s) * 1e3
-        result.stages = ctx.records
-        result.tools = ctx.tool_records
-        if on_event is not None:
-            on_event(ProgramFinished(result))
+        except BaseException:  # cancelled: the caller left, but observers still see an end
+            result.error = "cancelled"
+            raise
+        finally:
+            result.latency_ms = (self._now_s() - started_s) * 1e3
+            result.stages = ctx.records
+            result.tools = ctx.tool_records
+            if on_event is not None:
+                try:
+                    on_event(ProgramFinished(result))
+                except Exception:  # the run is over: a failing observer must not undo it
+                    _log.exception("event observer failed on the end of %s", program_id)
         return result
 
     def _fan_out(self, on_event: EventSink | None) -> EventSink | None:

@@ -64,7 +64,8 @@ async def test_a_failed_stage_still_reports_its_record_and_the_programs_failure(
 
 async def test_leaving_a_stream_early_cancels_the_run_and_aborts_its_request():
     engine = FakeEngine(token_delay_s=1.0)  # three seconds for the first stage alone
-    runtime = Runtime(engine)
+    observed = []
+    runtime = Runtime(engine, observers=[observed.append])
     with anyio.fail_after(2):
         async with runtime.stream(reasoner, {"question": "why"}) as events:
             async for event in events:
@@ -72,6 +73,9 @@ async def test_leaving_a_stream_early_cancels_the_run_and_aborts_its_request():
                     break
     assert [r.stage for r in engine.requests] == ["think"]
     assert engine.aborted == [engine.requests[0].request_id]
+    # Observers (tracing) still see the run end, with the reason, and the stage's record.
+    assert (observed[-1].kind, observed[-1].result.error) == ("program_finished", "cancelled")
+    assert observed[-2].kind == "stage_finished" and observed[-2].record.status == "failed"
 
 
 async def test_an_event_sink_sees_the_same_run_without_streaming():
@@ -107,3 +111,14 @@ async def test_runtime_observers_see_every_run_before_the_callers_sink():
     observed = [kind for who, kind in order if who == "observer"]
     assert observed.count("program_started") == observed.count("program_finished") == 3
     assert order[:2] == [("observer", "program_started"), ("run", "program_started")]
+
+
+async def test_an_observer_failing_at_a_runs_end_does_not_undo_the_run(caplog):
+    def fails_at_the_end(event):
+        if event.kind == "program_finished":
+            raise RuntimeError("exporter down")
+
+    runtime = Runtime(FakeEngine(), observers=[fails_at_the_end])
+    results = await runtime.run_many(reasoner, [{"question": "a"}, {"question": "b"}])
+    assert [r.status for r in results] == [ProgramStatus.FINISHED] * 2
+    assert "event observer failed" in caplog.text

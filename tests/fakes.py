@@ -21,12 +21,15 @@ class FakeEngine:
         token_delay_s: float = 0.0,
         fail_stages: frozenset[str] = frozenset(),
         replies: dict[str, list[str]] | None = None,
+        lane: str | None = None,
     ) -> None:
         self.token_delay_s = token_delay_s
         self.fail_stages = fail_stages
         self.replies = {stage: list(texts) for stage, texts in (replies or {}).items()}
         """stage -> texts to answer with, one per call (then the default echo)."""
         self.requests: list[GenerationRequest] = []
+        self.lane = lane
+        """The lane every delta reports (None: an engine without admission control)."""
         self.aborted: list[str] = []
         """Ids of requests whose stream was closed before it finished."""
         self.started = self.stopped = False
@@ -54,6 +57,7 @@ class FakeEngine:
                     num_tokens=1,
                     finished=last,
                     finish_reason="length" if last else None,
+                    lane=self.lane,
                 )
         finally:
             if not done:  # the consumer went away: a real engine aborts the request here

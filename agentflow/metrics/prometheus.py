@@ -31,7 +31,8 @@ class ServingMetrics:
         self.requests = Counter(
             "agentflow_requests",
             "LLM requests that reached a terminal state, by lane and status "
-            "(lane: admitted or best_effort; status: finished, failed or rejected).",
+            "(lane: admitted, best_effort, unplanned (an engine without admission control) or"
+            " none (refused before the engine); status: finished, failed or rejected).",
             (*stage_labels, "lane", "status"),
             registry=self.registry,
         )
@@ -85,7 +86,7 @@ class ServingMetrics:
     def observe_stage(self, record: StageRecord) -> None:
         """Account one stage call that reached a terminal state."""
         labels = {"stage": record.stage, "tier": record.tier}
-        lane = "best_effort" if record.best_effort else "admitted"
+        lane = record.lane or "unplanned"
         self.requests.labels(**labels, lane=lane, status=record.status).inc()
         self.output_tokens.labels(**labels).inc(record.output_tokens)
         if record.slo_met:

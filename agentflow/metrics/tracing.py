@@ -102,7 +102,8 @@ class ProgramTracer:
         if span is None:
             return
         span.set_attribute("agentflow.output_tokens", record.output_tokens)
-        span.set_attribute("agentflow.lane", "best_effort" if record.best_effort else "admitted")
+        if record.lane is not None:
+            span.set_attribute("agentflow.lane", record.lane)
         span.set_attribute("agentflow.slo_met", record.slo_met)
         if record.ttft_ms is not None:
             span.set_attribute("agentflow.ttft_ms", record.ttft_ms)

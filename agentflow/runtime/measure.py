@@ -62,6 +62,7 @@ async def measured_stream(
                 now_ms = (now_s() - submitted_s) * 1e3
                 record.token_times_ms.extend([now_ms] * delta.num_tokens)
                 if delta.lane is not None:
+                    record.lane = delta.lane
                     record.best_effort = delta.lane == "best_effort"
                 if delta.finished:
                     record.finish_reason = delta.finish_reason

@@ -51,6 +51,9 @@ class StageRecord:
     slo_met: bool = False
     best_effort: bool = False
     """The engine served it in the best-effort lane (no SLO guarantee; counts as a miss)."""
+    lane: str | None = None
+    """'admitted' or 'best_effort' as the engine reported it; None from an engine without
+    admission control (stock vLLM policies)."""
     status: str = "running"
     """'finished' or 'failed' once the call is over."""
     finish_reason: str | None = None

@@ -269,7 +269,7 @@ def _usage(record: StageRecord) -> dict[str, int]:
 def _report(record: StageRecord) -> dict[str, Any]:
     """The `agentflow` field of a response: the lane, the budgets and what was measured."""
     return {
-        "lane": "best_effort" if record.best_effort else "admitted",
+        "lane": record.lane,
         "stage": record.stage,
         "tier": record.tier,
         "ttft_budget_ms": record.ttft_budget_ms,

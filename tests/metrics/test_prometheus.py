@@ -18,6 +18,7 @@ def _record(**fields):
         "output_tokens": 7,
         "slo_met": True,
         "status": "finished",
+        "lane": "admitted",
     }
     return StageRecord(**(base | fields))
 
@@ -29,7 +30,7 @@ def _value(metrics, name, **labels):
 def test_a_best_effort_or_failed_call_is_counted_in_its_lane_and_never_as_met():
     metrics = ServingMetrics()
     metrics.observe_stage(_record())
-    metrics.observe_stage(_record(best_effort=True, slo_met=False))
+    metrics.observe_stage(_record(best_effort=True, lane="best_effort", slo_met=False))
     metrics.observe_stage(_record(status="failed", slo_met=False, ttft_ms=None, tpot_ms=None))
     stage = {"stage": "think", "tier": "tight"}
     assert (
@@ -84,3 +85,10 @@ def test_two_servers_in_one_process_keep_separate_counts():
     assert b"agentflow_requests_total" in first.render()
     labels = {"stage": "think", "tier": "tight", "lane": "admitted", "status": "finished"}
     assert _value(second, "agentflow_requests_total", **labels) is None
+
+
+def test_a_call_on_an_engine_without_admission_control_is_counted_as_unplanned():
+    metrics = ServingMetrics()
+    metrics.observe_stage(_record(lane=None))
+    labels = {"stage": "think", "tier": "tight", "lane": "unplanned", "status": "finished"}
+    assert _value(metrics, "agentflow_requests_total", **labels) == 1

@@ -37,7 +37,7 @@ def _tracer():
 
 async def test_a_run_is_a_program_span_with_one_child_span_per_stage_call():
     tracer, exporter = _tracer()
-    runtime = Runtime(FakeEngine(token_delay_s=0.001), observers=[tracer])
+    runtime = Runtime(FakeEngine(token_delay_s=0.001, lane="admitted"), observers=[tracer])
     await runtime.run_one(reasoner, {"question": "why"}, program_id="p0")
 
     spans = {span.name: span for span in exporter.get_finished_spans()}

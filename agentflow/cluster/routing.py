@@ -1,11 +1,19 @@
 """Routing policies: which replica serves a new request, and in which lane.
 
 * `agentflow` (SLOs-Serve's controller, §5): ask each replica's planner whether it can admit
-  the request beside its current load; send it to one that can (the program's previous
-  replica first, for its prefix cache, then the least loaded). If none can, the request goes
-  to the best-effort lane, on the replica with the least best-effort backlog.
+  the request beside its current load; send it to the least loaded one that can. If none can,
+  the request goes to the best-effort lane, on the replica with the least best-effort backlog.
 * `round_robin`: the next live replica in turn.
 * `least_loaded`: join the shortest queue (fewest requests in flight).
+
+Every policy keeps a program's later stages on the replica that served its previous stage
+(sticky sessions): that replica holds the program's context in its prefix cache, and any
+other replica would prefill the whole context again. The agentflow policy asks that
+replica's planner for the lane (admitted, else best-effort there, where the request is
+promoted when it becomes feasible). Measured on the simulator (tool calling, two replicas of
+OPT-13B TP2 at 5.5 programs/s): moving a stage that its replica could not admit to one that
+could lowered attainment from 0.97 to 0.75, and routers that ignored the program lost half
+their capacity on bursty tool calling. A program moves only when its replica has died.
 
 The baselines leave the lane to the engine (`Route.lane` is None). Policies are pure: they
 read the replicas' state and the time they are given, and keep only a rotation counter.
@@ -126,8 +134,11 @@ class RoundRobinRouting:
         *,
         preferred_id: int | None = None,
     ) -> Route:
-        """The replica whose turn it is."""
-        del candidate, now_s, preferred_id
+        """The program's replica, else the replica whose turn it is."""
+        del candidate, now_s
+        home = _program_replica(replicas, preferred_id)
+        if home is not None:
+            return Route(home.replica_id, None, is_affinity=True)
         return Route(self._rotation.order(replicas)[0].replica_id, None)
 
 
@@ -147,17 +158,21 @@ class LeastLoadedRouting:
         *,
         preferred_id: int | None = None,
     ) -> Route:
-        """The replica holding the fewest requests."""
-        del candidate, now_s, preferred_id
+        """The program's replica, else the replica holding the fewest requests."""
+        del candidate, now_s
+        home = _program_replica(replicas, preferred_id)
+        if home is not None:
+            return Route(home.replica_id, None, is_affinity=True)
         ordered = self._rotation.order(replicas)
         return Route(min(ordered, key=_load).replica_id, None)
 
 
 class AgentflowRouting:
-    """Admission-driven routing with prefix-cache affinity and a best-effort lane.
+    """Admission-driven routing with sticky programs and a best-effort lane.
 
     Args:
-        use_affinity: try the program's previous replica first (its prefix is cached there).
+        use_affinity: keep a program's later stages on its replica (see the module docstring);
+            off, every stage is routed as a new request (for comparison only).
     """
 
     name = "agentflow"
@@ -174,20 +189,32 @@ class AgentflowRouting:
         *,
         preferred_id: int | None = None,
     ) -> Route:
-        """The first replica that can admit `candidate`; else best-effort where least backed up.
+        """The program's replica, else the least loaded one that admits, else best-effort.
 
-        Order: the preferred replica (affinity), then the others by load. Affinity never costs
-        the SLO: the preferred replica is chosen only if its planner admits the request.
+        A new program goes to the least loaded replica whose planner admits `candidate`; if
+        none does, to the best-effort lane of the replica with the least best-effort backlog.
+        A later stage of a program stays on its replica, admitted if that replica's planner
+        admits it and best-effort there otherwise: re-prefilling its context elsewhere costs
+        the pool more than waiting where it is cached.
         """
-        ordered = sorted(self._rotation.order(replicas), key=_load)
         if self.use_affinity and preferred_id is not None:
-            ordered.sort(key=lambda r: r.replica_id != preferred_id)  # stable: preferred first
+            home = _program_replica(replicas, preferred_id)
+            if home is not None:
+                lane = Lane.ADMITTED if home.can_admit(candidate, now_s) else Lane.BEST_EFFORT
+                return Route(home.replica_id, lane, is_affinity=True)
+        ordered = sorted(self._rotation.order(replicas), key=_load)
         for replica in ordered:
             if replica.can_admit(candidate, now_s):
-                is_affinity = self.use_affinity and replica.replica_id == preferred_id
-                return Route(replica.replica_id, Lane.ADMITTED, is_affinity=is_affinity)
+                return Route(replica.replica_id, Lane.ADMITTED)
         target = min(ordered, key=_backlog)
         return Route(target.replica_id, Lane.BEST_EFFORT)
+
+
+def _program_replica(
+    replicas: Sequence[ReplicaView], preferred_id: int | None
+) -> ReplicaView | None:
+    """The live replica that served the program's previous stage, if any."""
+    return next((r for r in replicas if r.replica_id == preferred_id), None)
 
 
 def _load(replica: ReplicaView) -> int:

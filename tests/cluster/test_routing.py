@@ -66,16 +66,32 @@ def test_affinity_keeps_a_programs_stages_on_its_replica_even_if_busier():
     assert mirrors[1].num_in_flight > mirrors[0].num_in_flight
 
 
-def test_affinity_gives_way_when_the_programs_replica_cannot_admit():
+def test_a_later_stage_waits_best_effort_on_its_programs_replica_rather_than_moving():
+    # Replica 0 could admit it, but would prefill the program's whole context again.
     mirrors = make_mirrors(2)
     router = Router(make_routing_policy("agentflow"), mirrors)
     router.commit(make_flight("p:plan:0", program_id="p"), _route(1))
     router.release("p:plan:0")
     mirrors[1].add(tight_long_prefill("big"), is_admitted=True)
+    follow_up = make_flight("p:act:0", program_id="p")
+    assert mirrors[0].can_admit(follow_up.plan_request(), NOW_S)
 
-    route = router.propose(make_flight("p:act:0", program_id="p"), NOW_S)
+    route = router.propose(follow_up, NOW_S)
 
-    assert route.replica_id == 0 and not route.is_affinity and route.lane is Lane.ADMITTED
+    assert (route.replica_id, route.lane, route.is_affinity) == (1, Lane.BEST_EFFORT, True)
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "least_loaded"])
+def test_baseline_routers_keep_a_programs_stages_together_too(policy):
+    mirrors = make_mirrors(3)
+    router = Router(make_routing_policy(policy), mirrors)
+    mirrors[2].add(loose_decoder("busy"), is_admitted=True)
+    router.commit(make_flight("p:plan:0", program_id="p"), _route(2))
+    router.release("p:plan:0")
+
+    routes = [router.propose(make_flight(f"p:act:{i}", program_id="p"), NOW_S) for i in range(3)]
+
+    assert [(r.replica_id, r.is_affinity, r.lane) for r in routes] == [(2, True, None)] * 3
 
 
 def test_affinity_is_forgotten_for_a_dead_replica():

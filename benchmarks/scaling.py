@@ -307,10 +307,25 @@ def _plot(summary: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _earlier_vllm_part() -> dict[str, Any] | None:
+    """The real-engine part of the last full run, marked as not rerun (`--skip-vllm`)."""
+    path = RESULTS / "scaling.json"
+    if not path.exists():
+        return None
+    earlier = json.loads(path.read_text()).get("vllm")
+    if earlier is None:
+        return None
+    return {**earlier, "rerun": False}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer programs, coarser bisection")
-    parser.add_argument("--skip-vllm", action="store_true", help="simulator part only")
+    parser.add_argument(
+        "--skip-vllm",
+        action="store_true",
+        help="simulator part only (the result file keeps the last real part, with rerun false)",
+    )
     parser.add_argument("--profile", default="opt-13b-a100", help="simulator profile per replica")
     parser.add_argument("--workers", type=int, default=2, help="processes for the simulator part")
     parser.add_argument("--vllm-rate", type=float, default=0.5, help="req/s of the real run")
@@ -336,6 +351,8 @@ def main() -> None:
     if not args.skip_vllm:
         print("\nreal engines: 2 vLLM CPU replicas on Ray", flush=True)
         vllm = run_vllm(args)
+    else:
+        vllm = _earlier_vllm_part()
 
     payload = {
         "scenarios": summary["capacity"],

@@ -6,10 +6,11 @@ import os
 import platform
 from pathlib import Path
 
+from agentflow.engine.vllm.cpus import usable_cpus
 from agentflow.models import cache_dir
 from agentflow.planner import StepTimePredictor
 
-__all__ = ["hardware_id", "load_profile", "profile_path"]
+__all__ = ["hardware_id", "load_profile", "profile_path", "profiles_dir"]
 
 
 def hardware_id() -> str:
@@ -21,12 +22,19 @@ def hardware_id() -> str:
             return torch.cuda.get_device_name(0).replace(" ", "-").lower()
     except ImportError:
         pass
-    return f"cpu-{platform.machine()}-{os.cpu_count()}c"
+    return f"cpu-{platform.machine()}-{len(usable_cpus())}c"
+
+
+def profiles_dir() -> Path:
+    """Where fitted profiles live (`$AGENTFLOW_PROFILES`, else the cache's `profiles/`)."""
+    if env := os.environ.get("AGENTFLOW_PROFILES"):
+        return Path(env)
+    return cache_dir() / "profiles"
 
 
 def profile_path(model: Path) -> Path:
     """Where the fitted profile of `model` on this hardware is cached."""
-    return cache_dir() / "profiles" / f"{model.name}__{hardware_id()}.json"
+    return profiles_dir() / f"{model.name}__{hardware_id()}.json"
 
 
 def load_profile(model: Path) -> StepTimePredictor | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agentflow.engine.chat import Messages, render_conversation
 from agentflow.engine.interface import GenerationRequest, TokenDelta
 from agentflow.engine.vllm.config import LANE_KEY, VLLMEngineConfig
+from agentflow.engine.vllm.cpus import default_omp_bind
 from agentflow.errors import EngineError, RequestFailed
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ def _set_engine_environment(config: VLLMEngineConfig) -> None:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ["VLLM_NO_USAGE_STATS"] = "1"
     os.environ["DO_NOT_TRACK"] = "1"
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", config.omp_threads_bind or _default_bind())
+    os.environ.setdefault(
+        "VLLM_CPU_OMP_THREADS_BIND", config.omp_threads_bind or default_omp_bind()
+    )
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
@@ -49,11 +52,6 @@ def stop_on_sigterm() -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     os.kill(os.getpid(), signal.SIGINT)
-
-
-def _default_bind() -> str:
-    cores = os.cpu_count() or 1
-    return str(cores - 1) if 2 <= cores <= 4 else "auto"
 
 
 class VLLMEngine:

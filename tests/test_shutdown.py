@@ -2,6 +2,7 @@
 script that serves with `VLLMEngine` and is terminated."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -63,11 +64,14 @@ def test_interrupting_a_run_stops_every_engine_process(tmp_path, signum):
     _, alive = psutil.wait_procs(engine_procs, timeout=30)
     assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
     assert proc.returncode != 0
-    # Our process prints no traceback. Ctrl-C also reaches vLLM's engine core, which reports
-    # the interrupt of its step with a traceback of its own (multiprocessing's "Process ..."
-    # header); that output is vLLM's, not the CLI's.
+    # Our process prints no traceback. vLLM's children may print their own: the engine core
+    # reports the interrupt of its step (multiprocessing's process bootstrap is its first
+    # frame), and on a slow machine the signal can find a child still importing (spawn's
+    # bootstrap, `python -c`: first frame "<string>"). That output is vLLM's, not the CLI's.
     stderr = proc.stderr.read().decode()
-    assert stderr.count("Traceback") == stderr.count("Process EngineCore:\nTraceback")
+    first_frames = re.findall(r'Traceback \(most recent call last\):\n\s+File "([^"]+)"', stderr)
+    ours = [f for f in first_frames if f != "<string>" and "multiprocessing" not in f]
+    assert not ours, stderr[-3000:]
 
 
 SERVING_SCRIPT = """

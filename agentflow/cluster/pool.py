@@ -61,8 +61,9 @@ class PoolConfig(BaseModel):
     max_resubmits: int | None = Field(default=None, ge=0)
     """Moves of one request after replica deaths (None: one per other replica)."""
     transit_allowance_ms: float = Field(default=20.0, ge=0.0)
-    """Expected driver -> replica -> driver delivery time (Ray streaming; 10-50 ms on a loaded
-    2-core box), taken off the TTFT budget the engine plans with."""
+    """Least driver -> replica -> driver delivery time taken off the TTFT budget the engine
+    plans with. Each replica's measured delivery time (p90 of its recent requests) replaces it
+    when larger: Ray takes a few ms on an idle box, hundreds on a loaded 2-core one."""
     stop_timeout_s: float = Field(default=30.0, gt=0.0)
     """Graceful engine shutdown per replica before its actor is killed."""
     runtime_env: dict[str, Any] | None = None
@@ -90,6 +91,8 @@ class PoolStats:
     """Requests moved to another replica after theirs died (before any token)."""
     num_waiting: int
     """Requests waiting in the central best-effort lane now."""
+    transit_ms_by_replica: dict[int, float]
+    """Delivery time each replica's TTFT budget is cut by now (measured, or the floor)."""
 
 
 class Pool:
@@ -143,6 +146,9 @@ class Pool:
         ]
         try:
             infos: list[ReplicaInfo] = await asyncio.gather(*(r.start() for r in self.replicas))
+            # A first burst arrives before any request was measured: seed each replica's
+            # delivery time with round trips to it.
+            await asyncio.gather(*(r.measure_round_trips() for r in self.replicas))
         except BaseException:
             await self._stop_replicas()
             raise
@@ -253,7 +259,8 @@ class Pool:
         # of the caller's budget after the time spent here (central lane, earlier replicas)
         # and in transit, so that its planner judges the caller's deadline, not a later one.
         waited_ms = (time.monotonic() - arrival_s) * 1e3
-        left_ms = request.ttft_ms - waited_ms - self.config.transit_allowance_ms
+        transit_ms = replica.transit.allowance_ms(self.config.transit_allowance_ms)
+        left_ms = request.ttft_ms - waited_ms - transit_ms
         sent = replace(request, ttft_ms=max(_MIN_TTFT_MS, left_ms))
         is_started = False
         async with contextlib.aclosing(replica.stream(sent)) as deltas:
@@ -334,6 +341,10 @@ class Pool:
             num_failed=self._num_failed,
             num_resubmitted=self._num_resubmitted,
             num_waiting=len(lane),
+            transit_ms_by_replica={
+                r.replica_id: r.transit.allowance_ms(self.config.transit_allowance_ms)
+                for r in self.replicas
+            },
         )
 
 

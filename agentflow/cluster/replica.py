@@ -4,19 +4,23 @@ The actor (`ReplicaServer`) builds its engine from an `EngineSpec` inside its ow
 process, so engine processes (vLLM's engine core and workers) are its children and die with
 it. Streams are Ray streaming generators: one object per `TokenDelta`. A request that fails
 inside the engine ends its stream with a `StreamError` item (Ray cannot carry our exception
-types faithfully); the handle turns it back into `RequestFailed`. If the actor dies, the handle
-raises `ReplicaLost`, and the pool decides whether the request can move.
+types faithfully); the handle turns it back into `RequestFailed`. Before a request's first
+output the actor sends its engine-side TTFT, from which the handle measures delivery time.
+If the actor dies, the handle raises `ReplicaLost`, and the pool decides whether the request
+can move.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentflow.cluster.spec import EngineSpec, PlannerView
+from agentflow.cluster.transit import FirstTokenTiming, TransitTracker
 from agentflow.engine.interface import Engine, GenerationRequest, TokenDelta
 from agentflow.errors import EngineError, RequestFailed
 
@@ -86,13 +90,20 @@ class ReplicaServer:
             view=self.spec.planner_view(engine),
         )
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta | StreamError]:
+    async def stream(
+        self, request: GenerationRequest
+    ) -> AsyncIterator[TokenDelta | StreamError | FirstTokenTiming]:
         """Serve one request; cancelling the Ray task aborts it in the engine."""
         if self._engine is None:
             yield StreamError(f"replica {self.replica_id} is not started")
             return
+        received_s = time.monotonic()
+        is_started = False
         try:
             async for delta in self._engine.stream(request):
+                if not is_started and delta.num_tokens > 0:
+                    is_started = True
+                    yield FirstTokenTiming(time.monotonic() - received_s)
                 yield delta
         except EngineError as exc:  # RequestFailed included
             yield StreamError(str(exc))
@@ -126,6 +137,8 @@ class ReplicaHandle:
         self.replica_id = replica_id
         self.actor = actor
         self.info: ReplicaInfo | None = None
+        self.transit = TransitTracker()
+        """Measured delivery time driver <-> this replica (see `agentflow.cluster.transit`)."""
 
     @classmethod
     def launch(
@@ -158,6 +171,22 @@ class ReplicaHandle:
             raise EngineError(f"replica {self.replica_id} failed to start: {exc}") from exc
         return self.info
 
+    async def measure_round_trips(self, count: int = 4) -> None:
+        """Time `count` calls to the actor into `transit` (a request's delivery, less the engine).
+
+        Raises:
+            ReplicaLost: the actor died.
+        """
+        import ray
+
+        for _ in range(count):
+            sent_s = time.monotonic()
+            try:
+                await self.actor.pid.remote()
+            except ray.exceptions.RayActorError as exc:
+                raise ReplicaLost(self.replica_id, _first_line(exc)) from exc
+            self.transit.record(time.monotonic() - sent_s, engine_ttft_s=0.0)
+
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[TokenDelta, None]:
         """Stream `request` on this replica.
 
@@ -167,11 +196,15 @@ class ReplicaHandle:
         """
         import ray
 
+        sent_s = time.monotonic()
         refs: Any = self.actor.stream.options(num_returns="streaming").remote(request)
         is_done = False
         try:
             async for ref in refs:
                 item = await ref
+                if isinstance(item, FirstTokenTiming):
+                    self.transit.record(time.monotonic() - sent_s, item.engine_ttft_s)
+                    continue
                 if isinstance(item, StreamError):
                     is_done = True
                     raise RequestFailed(item.message, request_id=request.request_id)

@@ -1,6 +1,7 @@
 """No engine process outlives its program: `agentflow run` interrupted mid-run, or a plain
 script that serves with `VLLMEngine` and is terminated."""
 
+import contextlib
 import json
 import re
 import signal
@@ -16,6 +17,9 @@ from agentflow.models import build_tiny_model
 from tests.processes import engine_processes
 
 REPO = Path(__file__).resolve().parents[1]
+# A graceful stop takes about 7 s on an idle slow 2-core box and was seen past 60 s late in
+# the suite there; what is tested is that it ends with no engine left, not how fast.
+SHUTDOWN_WAIT_S = 180
 
 
 @pytest.mark.engine
@@ -57,12 +61,14 @@ def test_interrupting_a_run_stops_every_engine_process(tmp_path, signum):
     else:
         proc.send_signal(signum)
     try:
-        proc.wait(timeout=60)
+        proc.wait(timeout=SHUTDOWN_WAIT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
     _, alive = psutil.wait_procs(engine_procs, timeout=30)
-    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
+    left_behind = [(p.pid, p.name()) for p in alive]
+    _kill(alive)
+    assert not left_behind, f"left behind: {left_behind}"
     assert proc.returncode != 0
     # Our process prints no traceback. vLLM's children may print their own: the engine core
     # reports the interrupt of its step (multiprocessing's process bootstrap is its first
@@ -115,15 +121,22 @@ def test_a_terminated_script_stops_its_engine(tmp_path, policy):
         engine_procs = engine_processes(psutil.Process(proc.pid))
         assert engine_procs
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        proc.wait(timeout=SHUTDOWN_WAIT_S)
     finally:
         if proc.poll() is None:
             proc.kill()
     _, alive = psutil.wait_procs(engine_procs, timeout=30)
     left_behind = [(p.pid, p.name()) for p in alive]
-    for leftover in alive:  # do not leave them spinning for the rest of the suite
-        leftover.kill()
+    _kill(alive)
     assert not left_behind, f"left behind: {left_behind}"
+
+
+def _kill(leftovers: list[psutil.Process]) -> None:
+    """Do not leave a failed test's engine processes spinning for the rest of the suite (on 2
+    cores one busy-polling engine core makes every later shutdown test slower still)."""
+    for leftover in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            leftover.kill()
 
 
 def _wait_for_line(proc: subprocess.Popen[bytes], line: bytes, timeout_s: float) -> None:

@@ -48,6 +48,11 @@ def stop_on_sigterm() -> None:
         return
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
+        # A background job inherits SIGINT ignored; asyncio then installs no Ctrl-C handler
+        # and a stop would land as a bare KeyboardInterrupt in whatever task runs (which may
+        # record it as that task's failure and go on). Explicit SIGINTs are stop requests too.
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

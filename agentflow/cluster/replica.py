@@ -175,7 +175,7 @@ class ReplicaHandle:
         """Time `count` calls to the actor into `transit` (a request's delivery, less the engine).
 
         Raises:
-            ReplicaLost: the actor died.
+            EngineError: the actor died (the pool is still starting: nothing to move).
         """
         import ray
 
@@ -183,8 +183,10 @@ class ReplicaHandle:
             sent_s = time.monotonic()
             try:
                 await self.actor.pid.remote()
-            except ray.exceptions.RayActorError as exc:
-                raise ReplicaLost(self.replica_id, _first_line(exc)) from exc
+            except ray.exceptions.RayError as exc:
+                raise EngineError(
+                    f"replica {self.replica_id} failed to start: {_first_line(exc)}"
+                ) from exc
             self.transit.record(time.monotonic() - sent_s, engine_ttft_s=0.0)
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[TokenDelta, None]:

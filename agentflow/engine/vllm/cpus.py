@@ -35,17 +35,7 @@ def cgroup_cpu_quota(root: Path = _CGROUP_ROOT) -> float | None:
 
 def usable_cpus(root: Path = _CGROUP_ROOT) -> list[int]:
     """Ids of the CPUs to run on: the affinity set, cut to the quota (the highest ids kept)."""
-    if hasattr(os, "sched_getaffinity"):
-        allowed = sorted(os.sched_getaffinity(0))
-    else:  # pragma: no cover - not Linux
-        allowed = list(range(os.cpu_count() or 1))
-    try:
-        quota = cgroup_cpu_quota(root)
-    except (OSError, ValueError):
-        quota = None
-    if quota is not None:
-        allowed = allowed[-max(1, math.ceil(quota)) :]
-    return allowed
+    return _cut_to_quota(_allowed_cpus(), root)
 
 
 def default_omp_bind(root: Path = _CGROUP_ROOT) -> str:
@@ -55,9 +45,24 @@ def default_omp_bind(root: Path = _CGROUP_ROOT) -> str:
     engine core share the rest (unpinned, a busy frontend stalls steps for seconds). On more,
     vLLM's own 'auto' when every allowed CPU is usable, else all usable CPUs but the first.
     """
-    cpus = usable_cpus(root)
+    allowed = _allowed_cpus()
+    cpus = _cut_to_quota(allowed, root)
     if len(cpus) <= 4:
         return str(cpus[-1])
-    if hasattr(os, "sched_getaffinity") and len(cpus) == len(os.sched_getaffinity(0)):
+    if len(cpus) == len(allowed):
         return "auto"
     return ",".join(str(c) for c in cpus[1:])
+
+
+def _allowed_cpus() -> list[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))  # pragma: no cover - not Linux
+
+
+def _cut_to_quota(allowed: list[int], root: Path) -> list[int]:
+    try:
+        quota = cgroup_cpu_quota(root)
+    except (OSError, ValueError):
+        quota = None
+    return allowed if quota is None else allowed[-max(1, math.ceil(quota)) :]

@@ -58,8 +58,8 @@ def stop_on_sigterm() -> None:
 def _interrupt(signum: int, frame: Any) -> None:
     # Run whatever Ctrl-C would run (asyncio's handler cancels the main task, so `async with`
     # blocks exit cleanly). Not by sending ourselves SIGINT: a process started in the
-    # background (a CI runner, `cmd &` in a script, nohup) inherits SIGINT ignored, and
-    # SIGTERM would then do nothing at all.
+    # background (a CI runner, `cmd &` in a script) inherits SIGINT ignored, and SIGTERM
+    # would then do nothing at all.
     handler = signal.getsignal(signal.SIGINT)
     if callable(handler):
         handler(signal.SIGINT, frame)

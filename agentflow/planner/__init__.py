@@ -20,6 +20,7 @@ from agentflow.planner.predictor import (
     chunk_context_tokens,
 )
 from agentflow.planner.request import PlanRequest
+from agentflow.planner.spare import SpareBudget, spare_step_limit_s
 from agentflow.planner.spec import choose_spec_lengths, expected_tokens
 from agentflow.planner.step_plan import Rejection, StepPlan
 from agentflow.planner.tiers import derive_tiers, tier_for_slack
@@ -32,6 +33,7 @@ __all__ = [
     "Planner",
     "PlannerConfig",
     "Rejection",
+    "SpareBudget",
     "SpecConfig",
     "StepBound",
     "StepPlan",
@@ -48,5 +50,6 @@ __all__ = [
     "plan",
     "plan_within_bound",
     "r2_score",
+    "spare_step_limit_s",
     "tier_for_slack",
 ]

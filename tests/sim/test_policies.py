@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import random
 
@@ -13,6 +14,7 @@ from agentflow.engine.sim import (
     simulate,
 )
 from agentflow.errors import ConfigError
+from agentflow.planner import AffinePiece
 from agentflow.workloads import score
 from tests.sim.factories import PROFILE, make_request
 
@@ -127,3 +129,46 @@ def test_agentflow_paces_decode_to_the_scored_tolerance_unless_told_otherwise():
     for options, expected in ((PolicyOptions(), 0.05), (PolicyOptions(tpot_tolerance=0.0), 0.0)):
         deployment = make_deployment("agentflow", PROFILE, options)
         assert {i.policy.config.tpot_tolerance for i in deployment.instances} == {expected}
+
+
+def _slow_engine_trace(profile) -> list[RequestSpec]:
+    """Think-then-answer programs whose 50 ms TPOT is below the engine's empty step."""
+    trace = []
+    for i in range(12):
+        think = make_request(
+            f"think{i}", arrival_s=0.5 * i, prompt=60, output=64, ttft_s=0.4, tpot_s=0.05
+        )
+        answer_ttft_s = 5 * profile.predictor().isolated_prefill_s(200)
+        answer = make_request(
+            f"answer{i}",
+            prompt=200,
+            output=48,
+            ttft_s=answer_ttft_s,
+            tpot_s=0.15,
+            after_id=f"think{i}",
+        )
+        trace += [think, answer]
+    return trace
+
+
+def test_agentflow_keeps_serving_when_every_step_is_longer_than_the_tightest_tpot():
+    # A profile fitted on a slow machine: an empty step (53 ms) already misses the think
+    # stage's 50 ms TPOT, and a prompt token costs ten decodes. Best-effort work must still get
+    # a useful share of each step; capped at the tightest TPOT it got none and the engine
+    # stood still with every request queued.
+    slow = dataclasses.replace(
+        PROFILE,
+        pieces=(AffinePiece(0.053, 9.2e-3, 9.09e-4, 2.2e-7, 9.2e-3),),
+        max_num_batched_tokens=512,
+    )
+    trace = _slow_engine_trace(slow)
+    fcfs = simulate(trace, "vllm", slow)
+    planned = simulate(trace, "agentflow", slow)
+    assert all(o.finish_reason is FinishReason.LENGTH for o in planned)
+    assert any(o.is_best_effort for o in planned)  # the think stage cannot be promised
+    makespan = {
+        name: max(o.finish_s for o in outcomes if o.finish_s is not None)
+        for name, outcomes in (("fcfs", fcfs), ("agentflow", planned))
+    }
+    # Spare work gets a third of a step or more, and the answers are admitted and paced.
+    assert makespan["agentflow"] < 2.5 * makespan["fcfs"]

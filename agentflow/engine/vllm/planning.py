@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 
 from vllm.v1.request import Request
 
-from agentflow.planner import PlanRequest, StepPlan, StepTimePredictor, chunk_context_tokens
+from agentflow.planner import (
+    PlanRequest,
+    SpareBudget,
+    StepPlan,
+    StepTimePredictor,
+    chunk_context_tokens,
+    spare_step_limit_s,
+)
 
 __all__ = ["BEST_EFFORT_PRIORITY_OFFSET", "StepSettings", "settings_for", "to_plan_request"]
 
@@ -83,8 +90,9 @@ def settings_for(
     The step holds the plan's must-run decodes and prefill chunks, every other admitted
     decoder (a decode costs about one prefill token, and a request ahead of its TPOT finishes
     sooner and frees its KV), and spare tokens for the best-effort lane, capped so the step
-    stays within `max_spare_step_s`: filling the plan's whole time budget with best-effort work
-    would make a request arriving meanwhile wait that long for its first chunk.
+    stays within `spare_step_limit_s(predictor, max_spare_step_s)`: filling the plan's whole
+    time budget with best-effort work would make a request arriving meanwhile wait that long
+    for its first chunk.
 
     `draft_limits` (speculation): drafts each request may verify; an admitted decoder's step
     tokens are its own token plus the drafts it holds up to that limit.
@@ -116,12 +124,23 @@ def settings_for(
         chunk_context_tokens(by_id[rid].num_computed_tokens if rid in by_id else 0, n)
         for rid, n in chunks.items()
     )
-    fit = predictor.max_prefill_tokens(
-        max_spare_step_s, len(admitted_decoders), context, num_drafts, num_prefill_pairs=pairs
+    spare = SpareBudget(
+        predictor,
+        spare_step_limit_s(predictor, max_spare_step_s),
+        plan.num_spare_tokens,
+        num_decodes=len(admitted_decoders),
+        num_context_tokens=context,
+        num_spec_tokens=num_drafts,
+        num_prefill_tokens=planned_prefill,
+        num_prefill_pairs=pairs,
     )
-    spare = max(0, min(plan.num_spare_tokens, fit - planned_prefill))
-    kept = best_effort_decoders[:spare]
-    spare -= len(kept)
+    kept: list[Request] = []
+    for request in best_effort_decoders:
+        if not spare.fits_decode(request.num_computed_tokens + 1):
+            break
+        spare.add_decode(request.num_computed_tokens + 1)
+        kept.append(request)
+    spare_prefill = spare.prefill_tokens()
     # vLLM serves the running list before the waiting queue, so a running prompt behind a
     # waiting one in the plan's deadline order (or given no chunk) would take the tokens
     # planned for the waiting one: sit it out this step.
@@ -133,7 +152,7 @@ def settings_for(
     else:
         deferred = set()  # no waiting prompt has a chunk: running prompts may take it all
     hidden = frozenset(r.request_id for r in best_effort_decoders[len(kept) :]) | deferred
-    budget = len(admitted_decoders) + num_drafts + len(kept) + planned_prefill + spare
+    budget = len(admitted_decoders) + num_drafts + len(kept) + planned_prefill + spare_prefill
     return StepSettings(
         token_budget=max(1, min(max_tokens_cap, budget)),
         admitted_ids=admitted,

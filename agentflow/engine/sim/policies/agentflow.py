@@ -41,12 +41,14 @@ from agentflow.planner import (
     Planner,
     PlannerConfig,
     PlanRequest,
+    SpareBudget,
     StepBound,
     StepPlan,
     StepTimePredictor,
     chunk_context_tokens,
     jobs_to_shed,
     plan_within_bound,
+    spare_step_limit_s,
 )
 
 __all__ = ["AgentflowPolicy", "to_plan_request"]
@@ -252,8 +254,7 @@ class AgentflowPolicy:
             layout.decode(by_id[rid], may_preempt=True, spec_len=spec_len(by_id[rid]))
         for rid, n in plan.prefill_tokens_by_id.items():
             layout.prefill(by_id[rid], n, may_preempt=True)
-        spare = min(plan.num_spare_tokens, self._spare_cap(layout))
-        self._fill_spare(layout, spare, running, waiting, now_s, spec_len)
+        self._fill_spare(layout, running, waiting, now_s, spec_len, plan.num_spare_tokens)
         return layout.batch()
 
     def _observe_arrivals(self, waiting: list[SimRequest]) -> None:
@@ -294,40 +295,53 @@ class AgentflowPolicy:
             self.config,
         )
 
-    def _spare_cap(self, layout: _Layout) -> int:
-        """Tokens that still fit before the step reaches `max_spare_step_s`."""
-        num_prefill = sum(n for _, n in layout.chunks)
-        pairs = sum(chunk_context_tokens(r.num_computed, n) for r, n in layout.chunks)
-        context = sum(r.num_computed + 1 for r in layout.decodes)
-        fit = self.predictor.max_prefill_tokens(
-            self.max_spare_step_s, len(layout.decodes), context, num_prefill_pairs=pairs
+    def _spare_budget(self, layout: _Layout, max_tokens: int) -> SpareBudget:
+        """What best-effort work may still add before the step reaches its spare limit."""
+        num_drafts = sum(layout.spec_lens) - len(layout.spec_lens)
+        return SpareBudget(
+            self.predictor,
+            spare_step_limit_s(self.predictor, self.max_spare_step_s),
+            max_tokens,
+            num_decodes=len(layout.decodes),
+            num_context_tokens=sum(r.num_computed + 1 for r in layout.decodes),
+            num_spec_tokens=num_drafts,
+            num_prefill_tokens=sum(n for _, n in layout.chunks),
+            num_prefill_pairs=sum(
+                chunk_context_tokens(r.num_computed, n) for r, n in layout.chunks
+            ),
         )
-        return max(0, fit - num_prefill)
 
-    @staticmethod
     def _fill_spare(
+        self,
         layout: _Layout,
-        spare: int,
         running: list[SimRequest],
         waiting: Iterable[SimRequest],
         now_s: float,
         spec_len: Callable[[SimRequest], int],
+        num_spare_tokens: int,
     ) -> None:
         """Spend the spare tokens: ahead-of-schedule admitted decoders, then best-effort."""
         ahead = [r for r in running if r.is_admitted and r.is_decoding]
         ahead.sort(key=_next_token_due_s)
         for request in ahead:
             layout.decode(request, may_preempt=False, spec_len=spec_len(request))
+        spare = self._spare_budget(layout, num_spare_tokens)
         for request in running:
-            if spare <= 0:
-                return
             if not request.is_admitted and request.is_decoding:
-                spare -= layout.decode(request, may_preempt=True)
+                context = request.num_computed + 1
+                if not spare.fits_decode(context):
+                    break
+                if layout.decode(request, may_preempt=True):
+                    spare.add_decode(context)
         for request in (*running, *waiting):
-            if spare <= 0:
+            if request.is_admitted or request.is_decoding:
+                continue
+            num_tokens = spare.prefill_tokens()
+            if num_tokens <= 0:
                 return
-            if not request.is_admitted and not request.is_decoding:
-                # Still promotable: prefill all but the last token, so that the first token
-                # (which fixes the lane) waits for the planner to admit it or give up.
-                hold = _is_candidate(request, now_s)
-                spare -= layout.prefill(request, spare, may_preempt=False, hold_first=hold)
+            # Still promotable: prefill all but the last token, so that the first token (which
+            # fixes the lane) waits for the planner to admit it or give up.
+            hold = _is_candidate(request, now_s)
+            spare.add_prefill(
+                layout.prefill(request, num_tokens, may_preempt=False, hold_first=hold)
+            )

@@ -1,0 +1,66 @@
+"""How one plan becomes the token budget and sat-out requests of one vLLM step. No engine here:
+vLLM's `Request` is stood in for by the few fields `settings_for` reads."""
+
+from types import SimpleNamespace
+
+from agentflow.engine.vllm.planning import settings_for
+from agentflow.planner import AffinePiece, StepPlan, StepTimePredictor
+
+
+def _plan_with_nothing_admitted(num_spare_tokens: int) -> StepPlan:
+    return StepPlan(
+        admitted_ids=(),
+        newly_admitted_ids=(),
+        best_effort_ids=(),
+        prefill_tokens_by_id={},
+        num_decode_tokens=0,
+        token_budget=num_spare_tokens,
+        max_batch_size=64,
+        step_time_budget_s=1.0,
+        spec_len_by_tier={},
+        tpot_tiers_s=(),
+        decode_ids=(),
+        num_spare_tokens=num_spare_tokens,
+        tier_by_id={},
+    )
+
+
+def _decoder(rid: str, prompt: int = 60, output: int = 5) -> SimpleNamespace:
+    return SimpleNamespace(
+        request_id=rid,
+        spec_token_ids=[],
+        num_prompt_tokens=prompt,
+        num_computed_tokens=prompt + output - 1,
+        num_output_tokens=output,
+    )
+
+
+def test_best_effort_work_still_runs_when_an_empty_step_exceeds_the_tightest_tpot():
+    # Fitted on a slow machine: a 53 ms empty step, a prompt token ten times a decode.
+    slow = StepTimePredictor([AffinePiece(0.053, 9.2e-3, 9.09e-4, 0.0, 9.2e-3)])
+    running = [_decoder(f"d{i}") for i in range(6)]
+    settings = settings_for(
+        _plan_with_nothing_admitted(512),
+        running=running,
+        predictor=slow,
+        max_spare_step_s=0.05,
+        max_tokens_cap=512,
+    )
+    # Every best-effort decoder runs and prompts get tokens too (was: a one-token budget).
+    assert settings.hidden_ids == frozenset()
+    assert settings.token_budget > len(running)
+
+
+def test_best_effort_work_keeps_a_fast_engines_step_within_the_tightest_tpot():
+    fast = StepTimePredictor([AffinePiece(0.010, 1e-4, 5e-4, 0.0, 1e-4)])
+    running = [_decoder(f"d{i}") for i in range(100)]
+    settings = settings_for(
+        _plan_with_nothing_admitted(4096),
+        running=running,
+        predictor=fast,
+        max_spare_step_s=0.05,
+        max_tokens_cap=8192,
+    )
+    # 40 ms of room: 80 decoders at 0.5 ms each; the other 20 sit this step out.
+    assert len(settings.hidden_ids) == 20
+    assert settings.token_budget == 80

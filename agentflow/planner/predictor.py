@@ -22,8 +22,13 @@ roofline figures) prices a pair like a decode-read token.
 piece is affine with non-negative slopes (one piece, or a compute-bound and a memory-bound
 piece). `num_draft_steps` is the drafter's sequential steps in a speculative step (the longest
 verify length less one, SLOs-Serve's `decode_steps`); a draft model's step costs about the same
-whatever the batch, so it is priced per step, not per token. `bias_s` is the online
-refinement: an EWMA of clipped residuals fed by `observe`.
+whatever the batch, so it is priced per step, not per token.
+
+Online refinement (`observe`, fed every measured step by the engine) recalibrates the fitted
+model as `scale * model + bias_s` by weighted least squares over the recent steps
+(`agentflow.planner.recalibration`): a profile fitted on a faster or slower machine, or under
+other load, is corrected within tens of steps, by any factor up to `MAX_SCALE`. `scale`
+multiplies every piece, so the planner's inverse (`max_prefill_tokens`) follows it too.
 """
 
 from __future__ import annotations
@@ -39,12 +44,15 @@ import numpy as np
 import numpy.typing as npt
 
 from agentflow.errors import ConfigError
+from agentflow.planner.recalibration import MAX_SCALE, Recalibration
 
 __all__ = ["AffinePiece", "StepSample", "StepTimePredictor", "chunk_context_tokens"]
 
 FloatArray = npt.NDArray[np.float64]
 _FORMAT = "agentflow.step_time/1"
 _MAX_TOKENS = 1 << 31
+_RESCALE_TOLERANCE = 0.01
+"""The scaled pieces are rebuilt when the learnt scale drifts this far from the applied one."""
 
 
 def chunk_context_tokens(offset: int, num_tokens: int) -> int:
@@ -118,6 +126,19 @@ class AffinePiece:
         return int(min(root, _MAX_TOKENS))
 
 
+def _scaled(piece: AffinePiece, scale: float) -> AffinePiece:
+    """`piece` with every coefficient multiplied by `scale`."""
+    pair = piece.per_prefill_pair_s
+    return AffinePiece(
+        constant_s=piece.constant_s * scale,
+        per_prefill_token_s=piece.per_prefill_token_s * scale,
+        per_decode_req_s=piece.per_decode_req_s * scale,
+        per_context_token_s=piece.per_context_token_s * scale,
+        per_spec_token_s=piece.per_spec_token_s * scale,
+        per_prefill_pair_s=None if pair is None else pair * scale,
+    )
+
+
 def _piece_from(fields: dict[str, Any]) -> AffinePiece:
     """An `AffinePiece` from its JSON object (files from before the pair price lack it)."""
     pair = fields.pop("per_prefill_pair_s", None)
@@ -132,23 +153,24 @@ class StepTimePredictor:
 
     Args:
         pieces: the affine pieces; the prediction is their maximum.
-        bias_s: starting value of the online residual correction.
-        residual_clip_s: each observed residual is clipped to +/- this before averaging.
-        residual_decay: EWMA decay of the residual correction (0.99 = slow).
+        bias_s: starting value of the online additive correction.
+        scale: starting value of the online multiplicative correction.
+        refine_decay: weight the online fit keeps of past steps per step (0.95: about the
+            last twenty steps count).
 
     Raises:
         ConfigError: no pieces, a negative slope, or a bad refinement setting.
     """
 
-    __slots__ = ("_bias_s", "_pieces", "draft_step_s", "residual_clip_s", "residual_decay")
+    __slots__ = ("_applied_scale", "_base_pieces", "_pieces", "_recalibration", "draft_step_s")
 
     def __init__(
         self,
         pieces: Sequence[AffinePiece],
         *,
         bias_s: float = 0.0,
-        residual_clip_s: float = 0.010,
-        residual_decay: float = 0.99,
+        scale: float = 1.0,
+        refine_decay: float = 0.95,
         draft_step_s: float = 0.0,
     ) -> None:
         if not pieces:
@@ -159,28 +181,59 @@ class StepTimePredictor:
                     continue
                 if not math.isfinite(value) or (name != "constant_s" and value < 0):
                     raise ConfigError(f"step-time predictor: {name} must be finite and >= 0")
-        if not (residual_clip_s >= 0 and 0 <= residual_decay < 1):
-            raise ConfigError("step-time predictor: need residual_clip_s >= 0, 0 <= decay < 1")
+        if not (0 < refine_decay < 1):
+            raise ConfigError("step-time predictor: refine_decay must be in (0, 1)")
+        if not math.isfinite(bias_s):
+            raise ConfigError("step-time predictor: bias_s must be finite")
         if not (math.isfinite(draft_step_s) and draft_step_s >= 0):
             raise ConfigError("step-time predictor: draft_step_s must be finite and >= 0")
+        if not (1 / MAX_SCALE <= scale <= MAX_SCALE):
+            raise ConfigError(
+                f"step-time predictor: scale must be in [1/{MAX_SCALE:g}, {MAX_SCALE:g}]"
+            )
         self.draft_step_s = float(draft_step_s)
         """Time of one sequential drafter step (0: no draft model)."""
-        self._pieces = tuple(pieces)
-        self._bias_s = float(bias_s)
-        self.residual_clip_s = residual_clip_s
-        self.residual_decay = residual_decay
+        self._base_pieces = tuple(pieces)
+        base_s = max(p.constant_s for p in self._base_pieces)
+        self._recalibration = Recalibration(base_s, float(scale), float(bias_s), refine_decay)
+        self._applied_scale = 1.0
+        self._pieces = self._base_pieces
+        self._apply_scale()
 
     # -- prediction -------------------------------------------------------------------------
 
     @property
     def pieces(self) -> tuple[AffinePiece, ...]:
-        """The affine pieces (read-only)."""
+        """The affine pieces in effect: the fitted ones times `scale` (read-only)."""
         return self._pieces
+
+    @property
+    def fitted_pieces(self) -> tuple[AffinePiece, ...]:
+        """The pieces as fitted, before the online scale."""
+        return self._base_pieces
+
+    @property
+    def scale(self) -> float:
+        """The online multiplicative correction in effect."""
+        return self._applied_scale
+
+    @property
+    def refine_decay(self) -> float:
+        """Weight the online fit keeps of past steps per step."""
+        return self._recalibration.decay
+
+    def _apply_scale(self) -> None:
+        """Rebuild the pieces if the learnt scale has drifted from the applied one."""
+        scale = self._recalibration.scale
+        if abs(scale / self._applied_scale - 1.0) < _RESCALE_TOLERANCE:
+            return
+        self._applied_scale = scale
+        self._pieces = tuple(_scaled(p, scale) for p in self._base_pieces)
 
     @property
     def bias_s(self) -> float:
         """Current online correction added to every prediction."""
-        return self._bias_s
+        return self._recalibration.bias_s
 
     def step_time_s(
         self,
@@ -202,7 +255,7 @@ class StepTimePredictor:
             )
             for p in self._pieces
         )
-        return max(0.0, raw + self.draft_step_s * num_draft_steps + self._bias_s)
+        return max(0.0, raw + self.draft_step_s * num_draft_steps + self.bias_s)
 
     def with_drafts_priced(self) -> StepTimePredictor:
         """This predictor, with a draft token priced like a decode where unmeasured.
@@ -213,15 +266,14 @@ class StepTimePredictor:
         n-gram drafts priced one at 0.97 ms, a decode at 0.85 ms and a prompt token at
         0.57 ms. So a decode's price stands in until steps with drafts refit the profile.
         """
-        pieces = [
-            p if p.per_spec_token_s > 0 else replace(p, per_spec_token_s=p.per_decode_req_s)
-            for p in self._pieces
-        ]
         return StepTimePredictor(
-            pieces,
-            bias_s=self._bias_s,
-            residual_clip_s=self.residual_clip_s,
-            residual_decay=self.residual_decay,
+            [
+                p if p.per_spec_token_s > 0 else replace(p, per_spec_token_s=p.per_decode_req_s)
+                for p in self._base_pieces
+            ],
+            bias_s=self.bias_s,
+            scale=self._applied_scale,
+            refine_decay=self.refine_decay,
             draft_step_s=self.draft_step_s,
         )
 
@@ -260,7 +312,7 @@ class StepTimePredictor:
         for p in self._pieces:
             left_s = (
                 time_s
-                - self._bias_s
+                - self.bias_s
                 - p.time_s(
                     0, num_decode_reqs, num_context_tokens, num_spec_tokens, num_prefill_pairs
                 )
@@ -319,21 +371,19 @@ class StepTimePredictor:
     # -- online refinement ------------------------------------------------------------------
 
     def observe(self, sample: StepSample) -> None:
-        """Fold one measured step into the bias: EWMA of the residual, clipped per sample."""
-        model_s = (
-            self.step_time_s(
+        """Refit `scale` and `bias_s` with one more measured step (see the module docstring)."""
+        model_s = max(
+            p.time_s(
                 sample.num_prefill_tokens,
                 sample.num_decode_reqs,
                 sample.num_context_tokens,
                 sample.num_spec_tokens,
                 sample.num_prefill_pairs,
             )
-            - self._bias_s
+            for p in self._base_pieces
         )
-        clip = self.residual_clip_s
-        residual_s = min(clip, max(-clip, sample.step_time_s - model_s))
-        decay = self.residual_decay
-        self._bias_s = decay * self._bias_s + (1.0 - decay) * residual_s
+        self._recalibration.observe(model_s, sample.step_time_s)
+        self._apply_scale()
 
     # -- construction and persistence -------------------------------------------------------
 
@@ -370,10 +420,10 @@ class StepTimePredictor:
         return json.dumps(
             {
                 "format": _FORMAT,
-                "pieces": [asdict(p) for p in self._pieces],
-                "bias_s": self._bias_s,
-                "residual_clip_s": self.residual_clip_s,
-                "residual_decay": self.residual_decay,
+                "pieces": [asdict(p) for p in self._base_pieces],
+                "scale": self._applied_scale,
+                "bias_s": self.bias_s,
+                "refine_decay": self.refine_decay,
                 "draft_step_s": self.draft_step_s,
             }
         )
@@ -393,9 +443,10 @@ class StepTimePredictor:
             return cls(
                 pieces,
                 bias_s=float(data.get("bias_s", 0.0)),
-                residual_clip_s=float(data.get("residual_clip_s", 0.010)),
-                residual_decay=float(data.get("residual_decay", 0.99)),
+                # Older files hold a `residual_decay` for a refinement that is gone: ignored.
+                refine_decay=float(data.get("refine_decay", 0.95)),
                 draft_step_s=float(data.get("draft_step_s", 0.0)),
+                scale=float(data.get("scale", 1.0)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"step-time profile: cannot parse ({exc})") from exc
@@ -411,6 +462,6 @@ class StepTimePredictor:
 
     def __repr__(self) -> str:
         return (
-            f"StepTimePredictor(pieces={list(self._pieces)!r}, bias_s={self._bias_s:.4g}, "
-            f"draft_step_s={self.draft_step_s:.4g})"
+            f"StepTimePredictor(pieces={list(self._base_pieces)!r}, scale={self.scale:.4g}, "
+            f"bias_s={self.bias_s:.4g}, draft_step_s={self.draft_step_s:.4g})"
         )

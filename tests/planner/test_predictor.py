@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -146,24 +147,73 @@ def test_prefill_cost_rises_superlinearly_with_prompt_length():
     assert chunked == pytest.approx(predictor.prefill_work_s(0, 3000))
 
 
-def test_observe_moves_the_bias_toward_clipped_residuals():
+def _shapes(seed: int, n: int) -> list[tuple[int, int, int]]:
+    rng = np.random.default_rng(seed)
+    return [
+        (int(rng.integers(0, 512)), int(rng.integers(0, 64)), int(rng.integers(0, 8192)))
+        for _ in range(n)
+    ]
+
+
+def test_observe_learns_a_per_step_overhead_the_profile_lacks():
+    profile = StepTimePredictor.default_cpu()
+    truth = StepTimePredictor.default_cpu()
+    for prefill, decodes, context in _shapes(0, 300):
+        measured = truth.step_time_s(prefill, decodes, context) + 0.020
+        profile.observe(StepSample(prefill, decodes, context, 0, measured))
+    assert profile.bias_s == pytest.approx(0.020, rel=0.1)
+    assert profile.scale == pytest.approx(1.0, abs=0.02)
+
+
+@pytest.mark.parametrize("slowdown", [0.25, 3.0, 10.0])
+def test_observe_learns_an_engine_uniformly_slower_or_faster_than_its_profile(slowdown):
+    # A profile fitted on another machine (or under other load): every step takes `slowdown`
+    # times what it predicts. Within a few hundred steps the predictions follow the engine.
+    profile = StepTimePredictor.default_cpu()
+    truth = StepTimePredictor.default_cpu()
+    for prefill, decodes, context in _shapes(0, 400):
+        measured = slowdown * truth.step_time_s(prefill, decodes, context)
+        profile.observe(StepSample(prefill, decodes, context, 0, measured))
+    assert abs(math.log(profile.scale / slowdown)) < 0.3  # the rest is in the bias
+    for prefill, decodes, context in _shapes(1, 50):
+        measured = slowdown * truth.step_time_s(prefill, decodes, context)
+        assert profile.step_time_s(prefill, decodes, context) == pytest.approx(measured, rel=0.1)
+    # The planner's inverse follows too: a step budget buys fewer tokens on a slower engine.
+    assert profile.max_prefill_tokens(0.2, 0) == pytest.approx(
+        truth.max_prefill_tokens(0.2 / slowdown, 0), rel=0.15
+    )
+
+
+def test_an_accurate_profile_keeps_its_scale_through_noisy_steps():
     predictor = StepTimePredictor.default_cpu()
-    slow = predictor.step_time_s(100, 4) + 1.0  # far slower than predicted: clipped to 10 ms
-    for _ in range(2000):
-        predictor.observe(StepSample(100, 4, 0, 0, slow))
-    assert predictor.bias_s == pytest.approx(predictor.residual_clip_s, rel=1e-3)
-    assert predictor.step_time_s(0, 0) == pytest.approx(
-        StepTimePredictor.default_cpu().step_time_s(0, 0) + predictor.bias_s
+    rng = np.random.default_rng(2)
+    for prefill, decodes, context in _shapes(3, 2000):
+        noise = float(np.exp(rng.normal(0.0, 0.15)))  # about 15 % step-to-step jitter
+        measured = noise * StepTimePredictor.default_cpu().step_time_s(prefill, decodes, context)
+        predictor.observe(StepSample(prefill, decodes, context, 0, measured))
+    assert predictor.scale == pytest.approx(1.0, abs=0.08)
+
+
+def test_one_wild_step_moves_the_scale_by_little():
+    predictor = StepTimePredictor.default_cpu()
+    predictor.observe(StepSample(100, 4, 0, 0, 100.0))  # a 100 s step: a stall, not the model
+    assert predictor.step_time_s(100, 4) < 1.15 * StepTimePredictor.default_cpu().step_time_s(
+        100, 4
     )
 
 
 def test_json_round_trip_keeps_model_and_online_state(tmp_path):
     predictor = StepTimePredictor.default_cpu()
-    predictor.observe(StepSample(10, 1, 0, 0, 0.5))
+    for num_prefill in (10, 100, 200, 400):
+        predictor.observe(
+            StepSample(num_prefill, 1, 0, 0, 2 * predictor.step_time_s(num_prefill, 1))
+        )
     path = tmp_path / "profile.json"
     predictor.save(path)
     loaded = StepTimePredictor.load(path)
     assert loaded.pieces == predictor.pieces
+    assert loaded.fitted_pieces == StepTimePredictor.default_cpu().pieces
+    assert loaded.scale == predictor.scale > 1.0
     assert loaded.bias_s == predictor.bias_s
     assert json.loads(path.read_text())["format"] == "agentflow.step_time/1"
 

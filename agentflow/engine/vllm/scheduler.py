@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import IO, Any
@@ -64,6 +65,10 @@ logger = logging.getLogger(__name__)
 _DEFAULT_TTFT_MS = 10_000.0
 _DEFAULT_TPOT_MS = 1_000.0
 _MAX_STEPS_IN_FLIGHT = 4
+_REPORT_SCALE_CHANGE = 1.25
+"""The trace records the predictor's online scale when it moves by this factor."""
+_WARN_SCALE = 2.0
+"""Steps this many times slower or faster than the profile say warn once."""
 ACCEPTANCE_STEP = 0.02
 """The planner's acceptance is updated once the measured one has moved this far from it."""
 
@@ -114,7 +119,8 @@ class StepTimingMixin(Scheduler):
 
     A step is timed from schedule() to update_from_output(): the whole step on CPU, where
     scheduling is synchronous (the engine core's gap between steps measured 0.04 ms at p50 in
-    serving). On its own (`TracedScheduler`) it changes no decision: stock vLLM, with step times a
+    serving). With async scheduling (GPU) the next step is planned while one runs, so a step's
+    time starts at the later of its scheduling and the previous step's output. On its own (`TracedScheduler`) it changes no decision: stock vLLM, with step times a
     simulator can be checked against. Settings come from `additional_config["agentflow"]`.
     """
 
@@ -129,23 +135,34 @@ class StepTimingMixin(Scheduler):
         self._trace: IO[str] | None = (
             open(trace_path, "a", buffering=1) if trace_path else None  # noqa: SIM115
         )
-        self._pending_step: _StepShape | None = None
+        self._pending_steps: dict[int, _StepShape] = {}
+        """id(SchedulerOutput) -> its shape, until its output comes back (two in flight when
+        scheduling is async)."""
+        self._last_output_s = float("-inf")
 
     def schedule(self, throttle_prefills: bool = False) -> SchedulerOutput:
         """Run the step's scheduling (`_schedule_step`) and remember its shape for timing."""
         started_s = time.monotonic()
         output = self._schedule_step(throttle_prefills)
-        self._pending_step = self._shape_of(output, started_s)
+        self._pending_steps[id(output)] = self._shape_of(output, started_s)
+        while len(self._pending_steps) > _MAX_STEPS_IN_FLIGHT:  # an output never returned
+            del self._pending_steps[next(iter(self._pending_steps))]
         return output
 
     def _schedule_step(self, throttle_prefills: bool) -> SchedulerOutput:
         return super().schedule(throttle_prefills)
 
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
-        """Time the step that just ran, then pass through."""
-        step, self._pending_step = self._pending_step, None
+        """Time the step that just ran, then pass through.
+
+        A step runs from its scheduling, or from the previous step's output if that came later
+        (async scheduling plans a step while the one before it still runs), to its output.
+        """
+        step = self._pending_steps.pop(id(scheduler_output), None)
+        now_s = time.monotonic()
+        began_s, self._last_output_s = self._last_output_s, now_s
         if step is not None:
-            elapsed_s = time.monotonic() - step.started_s
+            elapsed_s = now_s - max(step.started_s, began_s)
             self._on_step_timed(
                 StepSample(
                     step.num_prefill_tokens,
@@ -236,6 +253,8 @@ class SLOSchedulerMixin(StepTimingMixin):
             # planner would take drafts for free and always verify the longest.
             self.predictor = self.predictor.with_drafts_priced()
             self._use_acceptance(self._acceptance.alpha)
+        self._reported_scale = self.predictor.scale
+        self._warned_scale = False
         self._admitted_ids: frozenset[str] = frozenset()
         self._first_token_s: dict[str, float] = {}
         self._lane_by_id: dict[str, str] = {}
@@ -487,6 +506,21 @@ class SLOSchedulerMixin(StepTimingMixin):
 
     def _on_step_timed(self, sample: StepSample) -> None:
         self.predictor.observe(sample)
+        scale = self.predictor.scale
+        if abs(math.log(scale / self._reported_scale)) < math.log(_REPORT_SCALE_CHANGE):
+            return
+        self._reported_scale = scale
+        self._write(
+            {"event": "recalibrated", "scale": scale, "bias_ms": self.predictor.bias_s * 1e3}
+        )
+        if not self._warned_scale and abs(math.log(scale)) > math.log(_WARN_SCALE):
+            self._warned_scale = True
+            logger.warning(
+                "agentflow: engine steps take %.1fx what the step-time profile predicts; the"
+                " planner now uses the measured speed. If this machine is not shared and the"
+                " profile is from another one, rerun `agentflow profile`.",
+                scale,
+            )
 
     def _tag_lane(self, out: Any, now_s: float) -> None:
         rid = out.request_id

@@ -120,8 +120,9 @@ class StepTimingMixin(Scheduler):
     A step is timed from schedule() to update_from_output(): the whole step on CPU, where
     scheduling is synchronous (the engine core's gap between steps measured 0.04 ms at p50 in
     serving). With async scheduling (GPU) the next step is planned while one runs, so a step's
-    time starts at the later of its scheduling and the previous step's output. On its own (`TracedScheduler`) it changes no decision: stock vLLM, with step times a
-    simulator can be checked against. Settings come from `additional_config["agentflow"]`.
+    time starts at the later of its scheduling and the previous step's output. On its own
+    (`TracedScheduler`) it changes no decision: stock vLLM, with step times a simulator can be
+    checked against. Settings come from `additional_config["agentflow"]`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -505,6 +506,8 @@ class SLOSchedulerMixin(StepTimingMixin):
             self._use_acceptance(alpha)
 
     def _on_step_timed(self, sample: StepSample) -> None:
+        if sample.num_prefill_tokens + sample.num_decode_reqs == 0:
+            return  # nothing ran (vLLM skips the model): not a step the profile describes
         self.predictor.observe(sample)
         scale = self.predictor.scale
         if abs(math.log(scale / self._reported_scale)) < math.log(_REPORT_SCALE_CHANGE):

@@ -326,7 +326,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     train, held_out = split_samples(samples)
     accuracy = evaluate(StepTimePredictor.fit(train), held_out)
     predictor = StepTimePredictor.fit(samples)
-    path = profile_path(config.model)
+    path = profile_path(config.model, config.dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     predictor.save(path)
     stdout.print(
@@ -535,7 +535,7 @@ def _check_feasible(agent: Agent, config: Any, args: argparse.Namespace) -> None
         from agentflow.engine.vllm.profile_store import load_profile
         from agentflow.planner import StepTimePredictor
 
-        predictor = load_profile(config.model) or StepTimePredictor.default_cpu()
+        predictor = load_profile(config.model, config.dtype) or StepTimePredictor.default_cpu()
     check_feasible(agent, predictor)
 
 

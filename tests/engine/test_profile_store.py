@@ -18,3 +18,11 @@ def test_a_saved_profile_is_found_again_for_the_same_model(tmp_path, monkeypatch
     loaded = load_profile(model)
     assert loaded is not None and loaded.to_json() == StepTimePredictor.default_cpu().to_json()
     assert load_profile(Path("/models/another-model")) is None
+
+
+def test_profiles_at_different_dtypes_are_kept_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTFLOW_PROFILES", str(tmp_path))
+    model = Path("/models/smollm2-135m-instruct")
+    StepTimePredictor.default_cpu().save(profile_path(model, "float32"))
+    assert load_profile(model, "float32") is not None
+    assert load_profile(model, "bfloat16") is None

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentflow.engine.vllm.dtype import EngineDtype
+
 __all__ = ["ENGINE_TPOT_TOLERANCE", "LANE_KEY", "SchedulingPolicy", "VLLMEngineConfig"]
 
 LANE_KEY = "agentflow_lane"
@@ -41,7 +43,9 @@ class VLLMEngineConfig(BaseModel):
     """Per-step token budget (chunked prefill chunk size for stock vLLM)."""
     load_format: str = "auto"
     """'dummy' initialises random weights (tests with a tiny config-only model)."""
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    dtype: EngineDtype = "auto"
+    """'auto': bfloat16 on a CPU that computes it natively, else float32 (3.5x faster prefill
+    on a CPU without it); on a GPU, the checkpoint's dtype (`agentflow.engine.vllm.dtype`)."""
     enforce_eager: bool = True
     seed: int = 0
     planner: PlannerName = "fast"

@@ -13,6 +13,7 @@ from agentflow.engine.chat import Messages, render_conversation
 from agentflow.engine.interface import GenerationRequest, TokenDelta
 from agentflow.engine.vllm.config import LANE_KEY, VLLMEngineConfig
 from agentflow.engine.vllm.cpus import default_omp_bind
+from agentflow.engine.vllm.dtype import resolve_dtype
 from agentflow.errors import EngineError, RequestFailed
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class VLLMEngine:
             from agentflow.engine.vllm.profile_store import load_profile
             from agentflow.planner import StepTimePredictor
 
-            predictor = load_profile(config.model) or StepTimePredictor.default_cpu()
+            predictor = load_profile(config.model, config.dtype) or StepTimePredictor.default_cpu()
         self.config = config
         self.predictor = predictor
         self._llm: AsyncLLM | None = None
@@ -142,7 +143,7 @@ class VLLMEngine:
             model=str(cfg.model),
             tokenizer=str(cfg.model),
             load_format=cfg.load_format,
-            dtype=cfg.dtype,
+            dtype=resolve_dtype(cfg.dtype),
             enforce_eager=cfg.enforce_eager,
             kv_cache_memory_bytes=cfg.kv_cache_mib * 2**20,
             max_model_len=cfg.max_model_len,

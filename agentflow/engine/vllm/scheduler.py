@@ -267,6 +267,7 @@ class SLOSchedulerMixin(StepTimingMixin):
                 "scheduler": type(self).__qualname__,
                 "tpot_tolerance": self.planner_config.tpot_tolerance,
                 "max_drafts": self._max_drafts,
+                "dtype": str(self.vllm_config.model_config.dtype).removeprefix("torch."),
             }
         )
 

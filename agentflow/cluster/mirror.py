@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentflow.cluster.activity import ProgramActivity
 from agentflow.cluster.spec import PlannerView
 from agentflow.engine.sim import Lane
 from agentflow.planner import PlannerConfig, PlanRequest, StepTimePredictor, make_planner
@@ -85,6 +86,8 @@ class ReplicaMirror:
         self._predictor: StepTimePredictor | None = view.predictor() if view else None
         self._planner = make_planner(view.config.planner) if view is not None else None
         self.num_plans = 0
+        self.activity = ProgramActivity()
+        """Programs served here now or between their rounds (`num_active_programs`)."""
 
     # -- events ------------------------------------------------------------------------------
 
@@ -92,6 +95,7 @@ class ReplicaMirror:
         """The request was dispatched here (as admitted or best-effort)."""
         flight.is_admitted = is_admitted
         self.flight_by_id[flight.request_id] = flight
+        self.activity.dispatched(flight.program_id or flight.request_id, flight.arrival_s)
 
     def record_output(
         self, request_id: str, num_tokens: int, now_s: float, lane: str | None
@@ -106,9 +110,11 @@ class ReplicaMirror:
         if lane is not None:
             flight.is_admitted = lane == Lane.ADMITTED
 
-    def remove(self, request_id: str) -> None:
-        """The request ended here (finished, failed, cancelled or moved)."""
-        self.flight_by_id.pop(request_id, None)
+    def remove(self, request_id: str, now_s: float) -> None:
+        """The request ended here at `now_s` (finished, failed, cancelled or moved)."""
+        flight = self.flight_by_id.pop(request_id, None)
+        if flight is not None:
+            self.activity.ended(flight.program_id or flight.request_id, now_s)
 
     def mark_dead(self) -> None:
         """The replica is gone: it admits nothing any more."""
@@ -120,6 +126,10 @@ class ReplicaMirror:
     def num_in_flight(self) -> int:
         """Requests this replica holds now."""
         return len(self.flight_by_id)
+
+    def num_active_programs(self, now_s: float) -> int:
+        """Programs with a request here, or between rounds here (`ProgramActivity`)."""
+        return self.activity.num_active(now_s)
 
     @property
     def num_waiting_best_effort(self) -> int:

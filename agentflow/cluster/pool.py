@@ -234,7 +234,7 @@ class Pool:
                     return
                 except ReplicaLost as exc:
                     self._on_lost(route.replica_id)
-                    router.release(request.request_id)
+                    router.release(request.request_id, time.monotonic())
                     if num_emitted > 0 or attempt == max_moves:
                         raise RequestFailed(
                             f"{exc} after {num_emitted} output tokens (attempt {attempt + 1});"
@@ -247,7 +247,7 @@ class Pool:
             self._num_failed += 1
             raise
         finally:
-            router.release(request.request_id)
+            router.release(request.request_id, time.monotonic())
             lane.notify()  # capacity freed
 
     async def _serve(

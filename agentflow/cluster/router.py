@@ -126,11 +126,11 @@ class Router:
         if replica_id is not None:
             self.mirrors[replica_id].record_output(request_id, num_tokens, now_s, lane)
 
-    def release(self, request_id: str) -> None:
-        """`request_id` left its replica (ended, failed, cancelled or about to move)."""
+    def release(self, request_id: str, now_s: float) -> None:
+        """`request_id` left its replica at `now_s` (ended, failed, cancelled or moving)."""
         replica_id = self._replica_by_request.pop(request_id, None)
         if replica_id is not None:
-            self.mirrors[replica_id].remove(request_id)
+            self.mirrors[replica_id].remove(request_id, now_s)
 
     def mark_dead(self, replica_id: int) -> None:
         """The replica died: route nothing more to it."""

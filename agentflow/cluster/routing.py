@@ -78,6 +78,10 @@ class ReplicaView(Protocol):
         """Best-effort requests it holds that have not produced a token yet."""
         ...
 
+    def num_active_programs(self, now_s: float) -> int:
+        """Programs it serves now or between their rounds (`ProgramActivity`)."""
+        ...
+
     def can_admit(self, candidate: PlanRequest, now_s: float) -> bool:
         """Whether its planner would admit `candidate` now, beside its current load."""
         ...
@@ -191,18 +195,23 @@ class AgentflowRouting:
     ) -> Route:
         """The program's replica, else the least loaded one that admits, else best-effort.
 
-        A new program goes to the least loaded replica whose planner admits `candidate`; if
-        none does, to the best-effort lane of the replica with the least best-effort backlog.
-        A later stage of a program stays on its replica, admitted if that replica's planner
-        admits it and best-effort there otherwise: re-prefilling its context elsewhere costs
-        the pool more than waiting where it is cached.
+        A new program goes to the replica serving the fewest programs (in flight or between
+        rounds, then fewest requests) whose planner admits `candidate`; if none does, to the
+        best-effort lane of the replica with the least best-effort backlog. A later stage of a
+        program stays on its replica, admitted if that replica's planner admits it and
+        best-effort there otherwise: re-prefilling its context elsewhere costs the pool more
+        than waiting where it is cached.
         """
         if self.use_affinity and preferred_id is not None:
             home = _program_replica(replicas, preferred_id)
             if home is not None:
                 lane = Lane.ADMITTED if home.can_admit(candidate, now_s) else Lane.BEST_EFFORT
                 return Route(home.replica_id, lane, is_affinity=True)
-        ordered = sorted(self._rotation.order(replicas), key=_load)
+        # Programs between rounds will be back: count them, not just requests in flight.
+        ordered = sorted(
+            self._rotation.order(replicas),
+            key=lambda r: (r.num_active_programs(now_s), r.num_in_flight),
+        )
         for replica in ordered:
             if replica.can_admit(candidate, now_s):
                 return Route(replica.replica_id, Lane.ADMITTED)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from agentflow.cluster.activity import ProgramActivity
 from agentflow.cluster.routing import Route, RoutingPolicy, make_routing_policy
 from agentflow.engine.sim import (
     AgentflowPolicy,
@@ -85,6 +86,12 @@ class SimReplicaView:
         self.num_plans = 0
         self._routing = routing if routing is not None else {}
         """The requests being routed, by id (to price their prefix-cache hits here)."""
+        self.activity = ProgramActivity()
+        """Programs served here now or between their rounds (fed by `RoutedDeployment`)."""
+
+    def num_active_programs(self, now_s: float) -> int:
+        """Programs with a request here, or between rounds here (`ProgramActivity`)."""
+        return self.activity.num_active(now_s)
 
     @property
     def num_in_flight(self) -> int:
@@ -127,6 +134,10 @@ class SimReplicaView:
         plan = policy.planner.plan(start_s, running, waiting, policy.predictor, config)
         self.num_plans += 1
         return candidate.request_id in plan.admitted_ids
+
+
+def _program_of(request: SimRequest) -> str:
+    return request.program_id or request.request_id
 
 
 def _is_candidate(request: SimRequest, now_s: float) -> bool:
@@ -179,6 +190,8 @@ class RoutedDeployment(Deployment):
         self.held: list[SimRequest] = []
         """The central best-effort lane, oldest first."""
         self._replica_by_program: dict[str, int] = {}
+        self._replica_by_request: dict[str, int] = {}
+        """request_id -> the replica it was placed on, until it finishes."""
         self._is_dirty = False
         self.num_by_lane = {Lane.ADMITTED: 0, Lane.BEST_EFFORT: 0}
         self.num_promoted = self.num_affinity = 0
@@ -192,7 +205,7 @@ class RoutedDeployment(Deployment):
         if route.lane is Lane.BEST_EFFORT and (self.held or self._is_backed_up(route)):
             self.held.append(request)
         else:
-            self._place(request, route)
+            self._place(request, route, now_s)
         return True
 
     def abort(self, request: SimRequest) -> None:
@@ -211,6 +224,10 @@ class RoutedDeployment(Deployment):
     def advance(self, now_s: float) -> Progress:
         """Finish due steps; a finish or a first token re-opens the central lane."""
         progress = super().advance(now_s)
+        for request in progress.finished:
+            replica_id = self._replica_by_request.pop(request.request_id, None)
+            if replica_id is not None:
+                self.views[replica_id].activity.ended(_program_of(request), now_s)
         if progress.finished or any(r.num_generated == 1 for r in progress.emitted):
             self._is_dirty = True
         return progress
@@ -238,9 +255,13 @@ class RoutedDeployment(Deployment):
         backlog = self.views[route.replica_id].num_waiting_best_effort
         return backlog >= self.max_waiting_best_effort
 
-    def _place(self, request: SimRequest, route: Route, *, is_promotion: bool = False) -> None:
+    def _place(
+        self, request: SimRequest, route: Route, now_s: float, *, is_promotion: bool = False
+    ) -> None:
         instance = self.entry[route.replica_id]
         instance.add(request)
+        self._replica_by_request[request.request_id] = route.replica_id
+        self.views[route.replica_id].activity.dispatched(_program_of(request), now_s)
         if route.lane is not None:
             self.num_by_lane[route.lane] += 1
         self.num_promoted += is_promotion
@@ -259,7 +280,7 @@ class RoutedDeployment(Deployment):
             route = self._propose(request, now_s)
             if route.lane is not Lane.BEST_EFFORT or not self._is_backed_up(route):
                 self.held.remove(request)
-                self._place(request, route, is_promotion=route.lane is Lane.ADMITTED)
+                self._place(request, route, now_s, is_promotion=route.lane is Lane.ADMITTED)
 
 
 def make_routed_deployment(

@@ -43,7 +43,7 @@ async def test_a_waiting_request_is_promoted_when_a_replica_can_admit_it():
             await anyio.wait_all_tasks_blocked()
             lane.drain(NOW_S)
             assert len(lane) == 1  # still no room anywhere
-            router.release("seated1")
+            router.release("seated1", NOW_S)
             lane.drain(NOW_S + 0.01)
     route = routes["late-comer"]
     assert route.replica_id == 1 and route.lane is Lane.ADMITTED
@@ -94,7 +94,7 @@ async def test_the_lane_rechecks_on_its_own_and_a_cancelled_waiter_leaves_it():
             assert len(lane) == 0
             group.start_soon(_wait_in, lane, make_flight("patient"), routes)
             await anyio.sleep(0.02)
-            router.release("seated0")  # no notify: the periodic recheck must find it
+            router.release("seated0", NOW_S)  # no notify: the periodic recheck must find it
             with anyio.fail_after(2):
                 while "patient" not in routes:
                     await anyio.sleep(0.005)

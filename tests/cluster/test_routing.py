@@ -57,7 +57,7 @@ def test_affinity_keeps_a_programs_stages_on_its_replica_even_if_busier():
     mirrors[1].add(loose_decoder("other"), is_admitted=True)
     first = make_flight("p:plan:0", program_id="p")
     router.commit(first, _route(1))
-    router.release("p:plan:0")
+    router.release("p:plan:0", NOW_S)
 
     second = make_flight("p:act:0", program_id="p")
     route = router.propose(second, NOW_S)
@@ -66,12 +66,33 @@ def test_affinity_keeps_a_programs_stages_on_its_replica_even_if_busier():
     assert mirrors[1].num_in_flight > mirrors[0].num_in_flight
 
 
+def test_a_new_program_avoids_a_replica_whose_programs_are_between_rounds():
+    mirrors = make_mirrors(2)
+    router = Router(make_routing_policy("agentflow"), mirrors)
+    # Replica 0 serves three tool loops, each between rounds now (its tool is running);
+    # replica 1 serves one program with a request in flight.
+    for program in ("t0", "t1", "t2"):
+        for round_ in range(2):
+            flight = make_flight(f"{program}:{round_}", program_id=program)
+            router.commit(flight, _route(0))
+            router.release(f"{program}:{round_}", NOW_S)
+    busy = make_flight("b:0", program_id="b")
+    router.commit(busy, _route(1))
+    assert {m.replica_id for m in mirrors if m.num_active_programs(NOW_S) == 3} == {0}
+
+    new = make_flight("n:0", program_id="n")
+    route = router.propose(new, NOW_S)
+
+    assert mirrors[0].num_in_flight == 0 < mirrors[1].num_in_flight
+    assert (route.replica_id, route.lane) == (1, Lane.ADMITTED)  # its tools will be back
+
+
 def test_a_later_stage_waits_best_effort_on_its_programs_replica_rather_than_moving():
     # Replica 0 could admit it, but would prefill the program's whole context again.
     mirrors = make_mirrors(2)
     router = Router(make_routing_policy("agentflow"), mirrors)
     router.commit(make_flight("p:plan:0", program_id="p"), _route(1))
-    router.release("p:plan:0")
+    router.release("p:plan:0", NOW_S)
     mirrors[1].add(tight_long_prefill("big"), is_admitted=True)
     follow_up = make_flight("p:act:0", program_id="p")
     assert mirrors[0].can_admit(follow_up.plan_request(), NOW_S)
@@ -87,7 +108,7 @@ def test_baseline_routers_keep_a_programs_stages_together_too(policy):
     router = Router(make_routing_policy(policy), mirrors)
     mirrors[2].add(loose_decoder("busy"), is_admitted=True)
     router.commit(make_flight("p:plan:0", program_id="p"), _route(2))
-    router.release("p:plan:0")
+    router.release("p:plan:0", NOW_S)
 
     routes = [router.propose(make_flight(f"p:act:{i}", program_id="p"), NOW_S) for i in range(3)]
 
@@ -136,7 +157,7 @@ def test_mirror_follows_progress_and_the_engines_word_on_the_lane():
     assert flight.first_token_s == NOW_S + 0.1 and flight.num_output_tokens == 1
     assert not flight.is_admitted
     assert flight.plan_request().num_computed_tokens == flight.num_prompt_tokens
-    mirror.remove("r")
+    mirror.remove("r", NOW_S)
     assert mirror.num_in_flight == 0
 
 

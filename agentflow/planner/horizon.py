@@ -37,9 +37,18 @@ class StepBound:
         """The current bound, seconds."""
         self._applied: tuple[PlannerConfig, PlannerConfig] | None = None
 
+    def set_min_step(self, min_step_s: float) -> None:
+        """A new shortest bound (the engine's fixed overhead was re-measured)."""
+        self.min_step_s = min_step_s
+        if self._budgets:
+            self._update()
+
     def observe(self, ttft_s: float, tpot_s: float) -> None:
         """Take one arrival's budgets into account."""
         self._budgets.append((ttft_s, tpot_s))
+        self._update()
+
+    def _update(self) -> None:
         tightest_ttft_s = min(ttft for ttft, _ in self._budgets)
         tightest_tpot_s = min(tpot for _, tpot in self._budgets)
         longest_s = min(0.5 * tightest_ttft_s, 2 * tightest_tpot_s, self.horizon_s)

@@ -27,6 +27,14 @@ def test_the_bound_never_drops_below_the_minimum_step():
     assert bound.longest_step_s == 0.03
 
 
+def test_a_slower_measured_engine_raises_the_minimum_step():
+    bound = StepBound(horizon_s=1.0, min_step_s=0.03)
+    bound.observe(ttft_s=0.4, tpot_s=0.05)
+    assert bound.longest_step_s == 0.1
+    bound.set_min_step(0.3)  # the engine's empty step turned out 150 ms
+    assert bound.longest_step_s == 0.3
+
+
 def test_a_tight_request_stops_counting_once_it_leaves_the_window():
     bound = StepBound(horizon_s=1.0, min_step_s=0.03, window=2)
     bound.observe(ttft_s=0.1, tpot_s=1.0)

@@ -514,6 +514,8 @@ class SLOSchedulerMixin(StepTimingMixin):
         if abs(math.log(scale / self._reported_scale)) < math.log(_REPORT_SCALE_CHANGE):
             return
         self._reported_scale = scale
+        # The shortest step the planner may plan is two empty steps: at the measured speed.
+        self._step_bound.set_min_step(2 * self.predictor.base_s)
         self._write(
             {"event": "recalibrated", "scale": scale, "bias_ms": self.predictor.bias_s * 1e3}
         )

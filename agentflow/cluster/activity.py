@@ -26,8 +26,8 @@ __all__ = ["ProgramActivity"]
 _RECOMPUTE_EVERY = 16
 """New gaps between recomputations of the idle window."""
 _RETURN_DECAY = 0.99
-"""Weight kept by past returns per ended request: after about 70 ends with no program coming
-back, idle programs stop counting."""
+"""Weight kept by past returns per ended request: once programs stop coming back, idle ones
+stop counting after some hundreds of ended requests (70 after a single return)."""
 _MIN_RETURNS = 0.5
 """Decayed count of returns above which idle programs count."""
 

@@ -61,6 +61,8 @@ class ProgramActivity:
         self.gap_factor = gap_factor
         self.max_remembered = max_remembered
         self._active: dict[str, _Program] = {}
+        self._num_in_flight = 0
+        """Programs in `_active` with a request here now."""
         self._expired: OrderedDict[str, float] = OrderedDict()
         """program_id -> last end, for programs no longer counted (LRU-bounded)."""
         self._gaps: deque[float] = deque(maxlen=max_gaps)
@@ -85,18 +87,24 @@ class ProgramActivity:
         if program is None:
             program = _Program(last_end_s=self._expired.pop(program_id, float("-inf")))
             self._active[program_id] = program
-        if program.num_in_flight == 0 and program.last_end_s > float("-inf"):
-            self._returns += 1.0
-            self._add_gap(now_s - program.last_end_s)
+        if program.num_in_flight == 0:
+            self._num_in_flight += 1
+            if program.last_end_s > float("-inf"):
+                self._returns += 1.0
+                self._add_gap(now_s - program.last_end_s)
         program.num_in_flight += 1
 
     def ended(self, program_id: str, now_s: float) -> None:
-        """A request of `program_id` left this replica (finished, failed or moved)."""
+        """A request of `program_id` left this replica (finished, failed or moved).
+
+        `now_s = -inf`: it was cancelled, and the program is not expected back.
+        """
         program = self._active.get(program_id)
         if program is None or program.num_in_flight == 0:
             return
         program.num_in_flight -= 1
         if program.num_in_flight == 0:
+            self._num_in_flight -= 1
             program.last_end_s = now_s
             self._returns *= _RETURN_DECAY
 
@@ -115,9 +123,7 @@ class ProgramActivity:
             self._expired[pid] = self._active.pop(pid).last_end_s
         while len(self._expired) > self.max_remembered:
             self._expired.popitem(last=False)
-        if self.counts_idle_programs:
-            return len(self._active)
-        return sum(1 for p in self._active.values() if p.num_in_flight > 0)
+        return len(self._active) if self.counts_idle_programs else self._num_in_flight
 
     def _add_gap(self, gap_s: float) -> None:
         self._gaps.append(max(0.0, gap_s))

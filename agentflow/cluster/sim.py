@@ -214,6 +214,9 @@ class RoutedDeployment(Deployment):
             self.held.remove(request)
             request.finish_reason = FinishReason.ABORTED
             return
+        replica_id = self._replica_by_request.pop(request.request_id, None)
+        if replica_id is not None:  # cancelled: its program is not expected back
+            self.views[replica_id].activity.ended(_program_of(request), float("-inf"))
         super().abort(request)
 
     @property

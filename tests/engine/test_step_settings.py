@@ -35,17 +35,22 @@ def _decoder(rid: str, prompt: int = 60, output: int = 5) -> SimpleNamespace:
     )
 
 
+def _best_effort_step(predictor, running, *, spare_tokens, max_tokens_cap):
+    """The settings of a step where nothing is admitted and the tightest TPOT is 50 ms."""
+    return settings_for(
+        _plan_with_nothing_admitted(spare_tokens),
+        running=running,
+        predictor=predictor,
+        max_spare_step_s=0.05,
+        max_tokens_cap=max_tokens_cap,
+    )
+
+
 def test_best_effort_work_still_runs_when_an_empty_step_exceeds_the_tightest_tpot():
     # Fitted on a slow machine: a 53 ms empty step, a prompt token ten times a decode.
     slow = StepTimePredictor([AffinePiece(0.053, 9.2e-3, 9.09e-4, 0.0, 9.2e-3)])
     running = [_decoder(f"d{i}") for i in range(6)]
-    settings = settings_for(
-        _plan_with_nothing_admitted(512),
-        running=running,
-        predictor=slow,
-        max_spare_step_s=0.05,
-        max_tokens_cap=512,
-    )
+    settings = _best_effort_step(slow, running, spare_tokens=512, max_tokens_cap=512)
     # Every best-effort decoder runs and prompts get tokens too (was: a one-token budget).
     assert settings.hidden_ids == frozenset()
     assert settings.token_budget > len(running)
@@ -54,13 +59,7 @@ def test_best_effort_work_still_runs_when_an_empty_step_exceeds_the_tightest_tpo
 def test_best_effort_work_keeps_a_fast_engines_step_within_the_tightest_tpot():
     fast = StepTimePredictor([AffinePiece(0.010, 1e-4, 5e-4, 0.0, 1e-4)])
     running = [_decoder(f"d{i}") for i in range(100)]
-    settings = settings_for(
-        _plan_with_nothing_admitted(4096),
-        running=running,
-        predictor=fast,
-        max_spare_step_s=0.05,
-        max_tokens_cap=8192,
-    )
+    settings = _best_effort_step(fast, running, spare_tokens=4096, max_tokens_cap=8192)
     # 40 ms of room: 80 decoders at 0.5 ms each; the other 20 sit this step out.
     assert len(settings.hidden_ids) == 20
     assert settings.token_budget == 80

@@ -136,9 +136,10 @@ def settings_for(
     )
     kept: list[Request] = []
     for request in best_effort_decoders:
-        if not spare.fits_decode(request.num_computed_tokens + 1):
+        request_context = request.num_computed_tokens + 1
+        if not spare.fits_decode(request_context):
             break
-        spare.add_decode(request.num_computed_tokens + 1)
+        spare.add_decode(request_context)
         kept.append(request)
     spare_prefill = spare.prefill_tokens()
     # vLLM serves the running list before the waiting queue, so a running prompt behind a

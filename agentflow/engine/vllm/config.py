@@ -44,8 +44,9 @@ class VLLMEngineConfig(BaseModel):
     load_format: str = "auto"
     """'dummy' initialises random weights (tests with a tiny config-only model)."""
     dtype: EngineDtype = "auto"
-    """'auto': bfloat16 on a CPU that computes it natively, else float32 (3.5x faster prefill
-    on a CPU without it); on a GPU, the checkpoint's dtype (`agentflow.engine.vllm.dtype`)."""
+    """'auto': bfloat16 on a CPU that computes it natively, else float32 (3.4x faster prefill
+    on a CPU without it, benchmarks/cpu_dtype.py); on a GPU, the checkpoint's dtype
+    (`agentflow.engine.vllm.dtype`)."""
     enforce_eager: bool = True
     seed: int = 0
     planner: PlannerName = "fast"

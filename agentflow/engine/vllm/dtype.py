@@ -1,9 +1,10 @@
 """Which floating-point format the engine computes in.
 
 A CPU without native bfloat16 arithmetic (no AVX512-BF16, no AMX) runs vLLM's bfloat16 path
-through conversions. On such a 2-core Xeon, SmolLM2-135M in float32 prefilled 128 tokens in
-344 ms against 1,218 ms in bfloat16, and decoded four sequences in 89 ms a step against 140 ms
-(one sequence alone: 85 against 60 ms, as float32 streams twice the weight bytes). So `auto`
+through conversions. On such a 2-core Xeon (benchmarks/cpu_dtype.py), SmolLM2-135M in
+float32 prefilled at 3.4 ms a prompt token against 11.6 ms in bfloat16 (3.4x), and decoded
+four sequences in 89 ms a step against 153 ms (1.7x); one sequence alone decoded in 86 ms
+against 71 ms, as float32 streams twice the weight bytes. So `auto`
 means bfloat16 where the CPU has it natively and float32 where it does not; on a GPU it is
 vLLM's own `auto` (the checkpoint's dtype).
 """

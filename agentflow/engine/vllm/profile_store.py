@@ -37,7 +37,7 @@ def profile_path(model: Path, dtype: EngineDtype = "auto") -> Path:
     """Where the fitted profile of `model` at `dtype` on this hardware is cached.
 
     The dtype is part of the key: on a CPU without native bfloat16 the two formats differ by
-    3.5x in prefill speed and in how decode cost grows with the batch.
+    3.4x in prefill speed and in how decode cost grows with the batch (benchmarks/cpu_dtype.py).
     """
     return profiles_dir() / f"{model.name}__{hardware_id()}__{resolve_dtype(dtype)}.json"
 

@@ -4,14 +4,14 @@ A tool-calling or reasoning program leaves its replica between stages (a tool ru
 prompt is built) and comes back to it, as later stages stay where the program's context is
 cached. A replica whose programs are all between rounds holds no requests and looks idle;
 routing new programs there by requests in flight fills it just before those programs return.
-On the simulator (bursty tool calling, OPT-13B on one A100 per replica) that cost a third of
-the capacity of round-robin at two replicas. So once programs are seen to come back here,
+In benchmarks/scaling.py (simulator, bursty tool calling) the agentflow router had 0.71x the
+capacity of round-robin at two replicas that way, and 1.09x with this count. So once programs
+are seen to come back here,
 a program idle on its replica counts as active until it has been idle longer than its kind
 usually is: `gap_factor` times the 90th percentile of the gaps this replica has seen between
 a program's rounds. Single-stage programs never come back, and then only programs with a
-request in flight count (counting finished ones too cost 8 % capacity on bursty coding at two
-replicas). Weighting an idle program by the share that came back instead of counting it whole
-measured lower on bursty tool calling at four replicas (0.250 against 0.273 req/s).
+request in flight count: counting recently finished ones too would steer new work away from
+the replicas that finish work fastest.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ __all__ = ["MIN_SPARE_OVERHEAD_RATIO", "SpareBudget", "spare_step_limit_s"]
 
 MIN_SPARE_OVERHEAD_RATIO = 1.5
 """A step with best-effort work may always take this many empty steps' time: a third of it
-is work. (Two empty steps, half of it work, stretched the planned GPU profiles' best-effort
-steps past their 50 ms TPOT tier, as their empty step is 22-41 ms, and cost 4 % capacity in
-three scenarios; 1.5 leaves every GPU profile but OPT-30B's as it was.)"""
+is work. (Two empty steps, half of it work, would stretch the GPU profiles' best-effort steps
+past their 50 ms TPOT tier, as their empty step is 22-41 ms; 1.5 leaves every GPU profile but
+OPT-30B's as it was, and benchmarks/capacity_sim.py gives the same capacities as before.)"""
 
 
 def spare_step_limit_s(predictor: StepTimePredictor, tightest_tpot_s: float) -> float:

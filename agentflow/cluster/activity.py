@@ -12,6 +12,12 @@ usually is: `gap_factor` times the 90th percentile of the gaps this replica has 
 a program's rounds. Single-stage programs never come back, and then only programs with a
 request in flight count: counting recently finished ones too would steer new work away from
 the replicas that finish work fastest.
+
+Where the programs run on agentflow's runtime, it says when each one ends (`program_ended`).
+An ended program stops counting at once instead of lingering for the idle window, and idle
+programs count from the first such signal on: a program neither in flight nor ended is between
+rounds. The idle window stays as the fallback for programs whose end is never signalled
+(clients of the OpenAI endpoint).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ _RETURN_DECAY = 0.99
 """Weight kept by past returns per ended request: once programs stop coming back, idle ones
 stop counting after some hundreds of ended requests (70 after a single return)."""
 _MIN_RETURNS = 0.5
-"""Decayed count of returns above which idle programs count."""
+"""Decayed count of returns (or of signalled ends) above which idle programs count."""
 
 
 @dataclass(slots=True)
@@ -70,11 +76,16 @@ class ProgramActivity:
         self._idle_window_s = min_idle_s
         self._returns = 0.0
         """Decayed count of programs that came back here after a request ended."""
+        self._signalled_ends = 0.0
+        """Decayed count of programs whose end was signalled (`program_ended`)."""
 
     @property
     def counts_idle_programs(self) -> bool:
-        """Whether programs have recently come back here, so idle ones count as active."""
-        return self._returns > _MIN_RETURNS
+        """Whether idle programs count as active here.
+
+        They do while programs recently came back here, or their ends are signalled.
+        """
+        return self._returns > _MIN_RETURNS or self._signalled_ends > _MIN_RETURNS
 
     @property
     def idle_window_s(self) -> float:
@@ -107,6 +118,15 @@ class ProgramActivity:
             self._num_in_flight -= 1
             program.last_end_s = now_s
             self._returns *= _RETURN_DECAY
+            self._signalled_ends *= _RETURN_DECAY
+
+    def program_ended(self, program_id: str) -> None:
+        """`program_id` finished (signalled by the runtime): it will send nothing more here."""
+        self._signalled_ends += 1.0
+        self._expired.pop(program_id, None)
+        program = self._active.pop(program_id, None)
+        if program is not None and program.num_in_flight > 0:  # ended with a request left
+            self._num_in_flight -= 1
 
     def num_active(self, now_s: float) -> int:
         """Programs with a request here, and those idle here for less than `idle_window_s`.

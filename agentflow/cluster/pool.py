@@ -250,6 +250,15 @@ class Pool:
             router.release(request.request_id, time.monotonic())
             lane.notify()  # capacity freed
 
+    def end_program(self, program_id: str) -> None:
+        """The runtime says `program_id` finished: routing stops counting it on any replica.
+
+        Between its stages a program holds no request, yet it will come back to its replica;
+        this signal tells the router when it will not (`ProgramActivity`).
+        """
+        if self._router is not None:
+            self._router.end_program(program_id)
+
     async def _serve(
         self, route: Route, request: GenerationRequest, arrival_s: float
     ) -> AsyncGenerator[TokenDelta, None]:

@@ -132,6 +132,12 @@ class Router:
         if replica_id is not None:
             self.mirrors[replica_id].remove(request_id, now_s)
 
+    def end_program(self, program_id: str) -> None:
+        """`program_id` finished: forget its affinity, and no replica counts it any more."""
+        self._replica_by_program.pop(program_id, None)
+        for mirror in self.mirrors:
+            mirror.activity.program_ended(program_id)
+
     def mark_dead(self, replica_id: int) -> None:
         """The replica died: route nothing more to it."""
         self.mirrors[replica_id].mark_dead()

@@ -219,6 +219,13 @@ class RoutedDeployment(Deployment):
             self.views[replica_id].activity.ended(_program_of(request), float("-inf"))
         super().abort(request)
 
+    def end_program(self, program_id: str, now_s: float) -> None:
+        """As `Router.end_program`: forget the program's affinity and activity."""
+        del now_s
+        self._replica_by_program.pop(program_id, None)
+        for view in self.views:
+            view.activity.program_ended(program_id)
+
     @property
     def has_work(self) -> bool:
         """Anything held, queued, running or in transfer."""

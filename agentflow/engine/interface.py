@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Engine", "GenerationRequest", "TokenDelta"]
+__all__ = ["Engine", "GenerationRequest", "ProgramAwareEngine", "TokenDelta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,4 +114,18 @@ class Engine(Protocol):
 
     async def shutdown(self) -> None:
         """Stop serving and release every process and resource."""
+        ...
+
+
+@runtime_checkable
+class ProgramAwareEngine(Protocol):
+    """An engine that wants to know when a program instance is over (a replica pool).
+
+    The runtime calls `end_program` once per program it ran on the engine, after the program's
+    last request ended (finished, failed or cancelled). A program is otherwise invisible
+    between its stages: it holds no request while a tool runs, yet it is coming back.
+    """
+
+    def end_program(self, program_id: str) -> None:
+        """`program_id` will send no more requests."""
         ...

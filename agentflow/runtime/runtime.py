@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from agentflow.engine.interface import Engine
+from agentflow.engine.interface import Engine, ProgramAwareEngine
 from agentflow.errors import IterationLimit
 from agentflow.program.agent import Agent
 from agentflow.runtime.context import Context
@@ -109,6 +109,11 @@ class Runtime:
             result.error = "cancelled"
             raise
         finally:
+            if isinstance(self.engine, ProgramAwareEngine):
+                try:  # routing stops counting the program as coming back (a pool)
+                    self.engine.end_program(program_id)
+                except Exception:
+                    _log.exception("engine failed to note the end of %s", program_id)
             result.latency_ms = (self._now_s() - started_s) * 1e3
             result.stages = ctx.records
             result.tools = ctx.tool_records

@@ -56,3 +56,41 @@ def test_single_stage_programs_stop_counting_idle_ones():
         activity.dispatched(f"one{i}", now_s)
         activity.ended(f"one{i}", now_s + 0.1)
     assert not activity.counts_idle_programs
+
+
+def test_a_program_whose_end_is_signalled_stops_counting_at_once():
+    activity = ProgramActivity(min_idle_s=1.0, gap_factor=4.0)
+    now_s = 0.0
+    for i in range(20):
+        now_s = _tool_loop(activity, f"warm{i}", now_s, gap_s=0.5)
+    now_s += 10.0  # the warm-up programs have expired
+    activity.dispatched("done", now_s)
+    activity.ended("done", now_s + 1.0)
+    activity.dispatched("between", now_s)
+    activity.ended("between", now_s + 1.0)
+    assert activity.num_active(now_s + 1.5) == 2  # both idle within the 2 s window
+    activity.program_ended("done")
+    assert activity.num_active(now_s + 1.5) == 1  # only the one between rounds
+
+
+def test_signalled_ends_make_programs_between_rounds_count_before_any_comes_back():
+    activity = ProgramActivity(min_idle_s=1.0)
+    activity.dispatched("one", 0.0)
+    activity.ended("one", 0.5)
+    assert activity.num_active(0.6) == 0  # nothing says it is coming back
+    activity.program_ended("one")
+    activity.dispatched("loop", 1.0)
+    activity.ended("loop", 1.5)
+    assert activity.counts_idle_programs
+    assert activity.num_active(1.6) == 1  # not ended, so between rounds
+    assert activity.num_active(3.0) == 0  # the idle window still bounds an unsignalled end
+
+
+def test_ending_a_program_with_a_request_still_in_flight_keeps_the_count_consistent():
+    activity = ProgramActivity()
+    activity.dispatched("cancelled", 0.0)
+    activity.program_ended("cancelled")
+    assert activity.num_active(0.1) == 0
+    activity.ended("cancelled", 0.2)  # the abort arrives after the end: nothing to undo
+    activity.dispatched("next", 0.3)
+    assert activity.num_active(0.3) == 1

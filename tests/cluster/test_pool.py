@@ -127,6 +127,9 @@ async def test_pool_is_an_engine_and_runs_programs_with_stages_kept_on_one_repli
     assert len(set().union(*pids_by_program)) == 2, "the programs are spread over both"
     assert all(not s.best_effort and s.slo_met for r in results for s in r.stages)
     assert pool.stats().router.num_affinity - before == 4  # every second stage by affinity
+    # The runtime said the programs ended: no replica holds a seat for their return.
+    assert [m.num_active_programs(time.monotonic()) for m in pool.router.mirrors] == [0, 0]
+    assert all(pool.router.preferred_replica(r.program_id) is None for r in results)
 
 
 async def test_an_engine_failure_reaches_the_caller_and_the_pool_goes_on(pool):

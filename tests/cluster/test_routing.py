@@ -87,6 +87,23 @@ def test_a_new_program_avoids_a_replica_whose_programs_are_between_rounds():
     assert (route.replica_id, route.lane) == (1, Lane.ADMITTED)  # its tools will be back
 
 
+def test_a_finished_program_frees_its_replica_for_new_ones_at_once():
+    mirrors = make_mirrors(2)
+    router = Router(make_routing_policy("agentflow"), mirrors)
+    for program in ("t0", "t1", "t2"):  # tool loops on replica 0, now between rounds
+        for round_ in range(2):
+            router.commit(make_flight(f"{program}:{round_}", program_id=program), _route(0))
+            router.release(f"{program}:{round_}", NOW_S)
+    router.commit(make_flight("b:0", program_id="b"), _route(1))
+
+    for program in ("t0", "t1", "t2"):
+        router.end_program(program)  # the runtime: these are done, not between rounds
+
+    assert mirrors[0].num_active_programs(NOW_S) == 0
+    assert router.preferred_replica("t0") is None
+    assert router.propose(make_flight("n:0", program_id="n"), NOW_S).replica_id == 0
+
+
 def test_a_later_stage_waits_best_effort_on_its_programs_replica_rather_than_moving():
     # Replica 0 could admit it, but would prefill the program's whole context again.
     mirrors = make_mirrors(2)

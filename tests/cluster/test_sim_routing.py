@@ -16,6 +16,7 @@ from agentflow.engine.sim import (
     Lane,
     PolicyOptions,
     RequestSpec,
+    SimRequest,
     Simulation,
     get_profile,
     make_deployment,
@@ -90,6 +91,40 @@ def test_a_programs_follow_up_stages_stay_on_its_replica():
 
     assert all(o.slo_met for o in run.outcomes)
     assert run.num_affinity == 10
+
+
+def _two_round_programs(num_programs):
+    trace = []
+    for p in range(num_programs):
+        parent = _request(f"p{p}:0", p * 0.5, 300, 20, program_id=f"p{p}")
+        child = _request(f"p{p}:1", 0.0, 400, 20, program_id=f"p{p}", after_id=parent.request_id)
+        trace += [parent, child]
+    return trace
+
+
+def test_a_program_stops_counting_on_its_replica_when_its_last_request_ends():
+    deployment = make_routed_deployment("agentflow", PROFILE, OPTIONS)
+    simulation = Simulation(_two_round_programs(10), deployment)
+    outcomes = simulation.run()
+
+    assert all(o.finish_reason is FinishReason.LENGTH for o in outcomes)
+    assert all(v.activity.counts_idle_programs for v in deployment.views)  # they came back
+    # Ended programs are not between rounds: no replica counts one, even right at the end.
+    last_end_s = max(o.finish_s for o in outcomes)
+    assert [v.num_active_programs(last_end_s) for v in deployment.views] == [0, 0]
+
+
+def test_a_cancelled_request_ends_its_programs_count_and_is_reported_aborted():
+    deployment = make_routed_deployment("agentflow", PROFILE, OPTIONS)
+    request = SimRequest(_request("gone:0", 0.0, 300, 20, program_id="gone"), 0.0)
+    assert deployment.add(request, 0.0)
+    assert sum(v.num_active_programs(0.0) for v in deployment.views) == 1
+
+    deployment.abort(request)
+
+    assert request.finish_reason is FinishReason.ABORTED
+    assert sum(v.num_active_programs(0.0) for v in deployment.views) == 0
+    assert not deployment.has_work
 
 
 def test_held_requests_are_promoted_when_seats_free_and_the_lane_drains():

@@ -1,5 +1,6 @@
 """The runtime on a fake engine: requests carry SLOs, stages chain, every instance terminates."""
 
+import anyio
 import pytest
 
 import agentflow as af
@@ -97,3 +98,59 @@ async def test_many_instances_run_concurrently_and_all_terminate_in_input_order(
     assert all(r.status == ProgramStatus.FINISHED for r in results)
     # 12 instances × 5 tokens × 10 ms sequentially would be 600 ms; 6-way concurrency is ~100 ms
     assert max(r.latency_ms for r in results) < 400
+
+
+class _ProgramAwareEngine(FakeEngine):
+    """A fake engine that, like a replica pool, wants to hear when each program ends."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.ended_programs: list[str] = []
+        self.num_open_streams = 0
+        self.num_open_at_end: list[int] = []
+
+    async def stream(self, request):
+        self.num_open_streams += 1
+        try:
+            async for delta in super().stream(request):
+                yield delta
+        finally:
+            self.num_open_streams -= 1
+
+    def end_program(self, program_id: str) -> None:
+        self.ended_programs.append(program_id)
+        self.num_open_at_end.append(self.num_open_streams)
+
+
+async def test_the_engine_hears_when_each_program_ends_however_it_ends():
+    engine = _ProgramAwareEngine(fail_stages=frozenset({"answer"}))
+    failed = await Runtime(engine).run_one(reasoner, {"question": "a"}, program_id="fails")
+    engine.fail_stages = frozenset()
+    finished = await Runtime(engine).run_one(reasoner, {"question": "b"}, program_id="ends")
+
+    @af.agent(deadline_ms=20)
+    async def slow(ctx: af.Context, question: str) -> str:
+        return await ctx.run(think, question)
+
+    engine.token_delay_s = 0.2
+    late = await Runtime(engine).run_one(slow, {"question": "c"}, program_id="late")
+
+    assert [failed.status, finished.status, late.status] == [
+        ProgramStatus.FAILED,
+        ProgramStatus.FINISHED,
+        ProgramStatus.DEADLINE_EXCEEDED,
+    ]
+    assert engine.ended_programs == ["fails", "ends", "late"]
+    assert engine.num_open_at_end == [0, 0, 0]  # told after the program's last request
+
+
+async def test_a_cancelled_program_still_ends_on_the_engine():
+    engine = _ProgramAwareEngine(token_delay_s=1.0)
+    async with anyio.create_task_group() as group:
+        group.start_soon(
+            lambda: Runtime(engine).run_one(reasoner, {"question": "x"}, program_id="gone")
+        )
+        await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
+    assert engine.ended_programs == ["gone"]
+    assert engine.num_open_at_end == [0] and engine.aborted  # its request was aborted first

@@ -108,6 +108,13 @@ class Deployment:
         self._transfers = [t for t in self._transfers if t[2] is not request]
         heapq.heapify(self._transfers)
 
+    def end_program(self, program_id: str, now_s: float) -> None:
+        """Every request of `program_id` has ended (the runtime's signal to a pool).
+
+        Nothing to do for a deployment without program-aware routing.
+        """
+        del program_id, now_s
+
     @property
     def has_work(self) -> bool:
         """Anything queued, running or in transfer."""

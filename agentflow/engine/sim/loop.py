@@ -60,9 +60,15 @@ class Simulation:
         self.requests: dict[str, SimRequest] = {}
         self.missed_programs: set[str] = set()
         self._children: dict[str, list[RequestSpec]] = {}
+        self._num_left_by_program: dict[str, int] = {}
+        """program_id -> its requests not yet finished; at 0 the program has ended, which the
+        deployment is told as the runtime tells a pool."""
         self._arrivals: list[tuple[float, int, RequestSpec]] = []
         self._seq = itertools.count()
         for spec in self.trace:
+            if spec.program_id:
+                left = self._num_left_by_program.get(spec.program_id, 0)
+                self._num_left_by_program[spec.program_id] = left + 1
             if spec.after_id is None:
                 self._push(spec.arrival_s, spec)
             else:
@@ -116,6 +122,11 @@ class Simulation:
             self._on_finished(request)
             for child in self._children.pop(request.request_id, ()):
                 self._push(now_s + child.delay_s, child)
+            if request.program_id:
+                left = self._num_left_by_program[request.program_id] - 1
+                self._num_left_by_program[request.program_id] = left
+                if left == 0:
+                    self.deployment.end_program(request.program_id, now_s)
 
     def _on_finished(self, request: SimRequest) -> None:
         if self.stop.max_missed_programs is not None and not request.outcome().slo_met:

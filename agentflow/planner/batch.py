@@ -5,6 +5,15 @@ SLOs-Serve's AR batch planner sizes each batch to end at the earliest pending de
 is due, and no longer than the TTFT deadline of the first prompt if that prompt can finish in
 it. Decoders whose token interval opens before the step ends must decode; the remaining time is
 poured into admitted prompts EDF-first, as chunks (chunked prefill).
+
+Admitted decoders ahead of schedule ride along (`decode_ids` lists them after the must-run
+ones) when the prompts can wait for them: a decoder that runs ahead leaves sooner and frees
+its KV, which is what a memory-bound replica needs, but its decode time comes out of the
+prompts' time. They ride when every admitted prompt, served EDF at the current fluid rate,
+still finishes before its deadline with their time taken first; else they wait. Either way the
+step is planned to end by the earliest decode deadline: the engines used to run every admitted
+decoder on top of the plan, which pushed steps past that deadline (in benchmarks/capacity_sim.py
+0.5-2.2 % of admitted requests missed their TPOT by 1-8 ms at capacity, all at the 20th token).
 """
 
 from __future__ import annotations
@@ -76,13 +85,8 @@ class _Decodes:
     """Admitted jobs still decoding."""
     must: IntArray
     """Those whose next token's interval opens before the step ends, earliest due first."""
-    features: tuple[int, int, int]
-    """(decode requests, their cached tokens, draft tokens) for the predictor."""
-    draft_s: float
-    """The drafter's time in the step (its longest verify's draft steps)."""
-    num_tokens: int
     step_s: float
-    """Predicted time of the decodes alone."""
+    """Predicted time of the must-run decodes alone (their drafts included)."""
 
 
 def _plan_decodes(
@@ -121,14 +125,47 @@ def _must_decode(
     must = pending[opens_s < budget_s]
     must = must[np.argsort(problem.slack_s[must], kind="stable")]
     spec = problem.spec_len[must]
-    context = sum(problem.requests[i].num_context_tokens() for i in must.tolist())
-    features = (len(must), context, int((spec - 1).sum()))
     draft_s = predictor.draft_s(int(spec.max(initial=1)) - 1)
-    step_s = predictor.step_time_s(0, *features) + draft_s
+    step_s = predictor.step_time_s(0, *_decode_features(problem, must)) + draft_s
     # Behind schedule: the step cannot be shorter than its decodes.
-    return _Decodes(
-        max(budget_s, step_s), pending, must, features, draft_s, int(spec.sum()), step_s
-    )
+    return _Decodes(max(budget_s, step_s), pending, must, step_s)
+
+
+def _decode_features(problem: PlanningProblem, jobs: IntArray) -> tuple[int, int, int]:
+    """(decode requests, their cached tokens, draft tokens) of `jobs` for the predictor."""
+    context = sum(problem.requests[i].num_context_tokens() for i in jobs.tolist())
+    return len(jobs), context, int((problem.spec_len[jobs] - 1).sum())
+
+
+def _riders(
+    problem: PlanningProblem,
+    admitted: BoolArray,
+    dec: _Decodes,
+    predictor: StepTimePredictor,
+) -> IntArray:
+    """Ahead-of-schedule decoders that ride along this step, earliest due first (may be none).
+
+    All or none: they ride if the step holds them within its budget and every admitted prompt
+    keeps at least their extra time as slack (EDF, at the fluid rate of the decoders now).
+    """
+    ahead = np.setdiff1d(dec.pending, dec.must, assume_unique=True)
+    if not len(ahead):
+        return ahead
+    every = np.concatenate([dec.must, ahead])
+    draft_s = predictor.draft_s(int(problem.spec_len[every].max(initial=1)) - 1)
+    extra_s = predictor.step_time_s(0, *_decode_features(problem, every)) + draft_s - dec.step_s
+    if dec.step_s + extra_s > dec.budget_s:
+        return ahead[:0]
+    prompts = np.flatnonzero(admitted & ~problem.is_decoding)
+    if len(prompts):
+        tightest_s = float(problem.periods_s[int(problem.level[dec.pending].min())])
+        rate = 1.0 - problem.base_s / tightest_s - float(problem.load[dec.pending].sum())
+        if rate <= 0.0:
+            return ahead[:0]
+        finish_s = np.cumsum(problem.work_s[prompts]) / rate + problem.base_s
+        if float((problem.deadline_s[prompts] - finish_s).min()) < extra_s:
+            return ahead[:0]
+    return ahead[np.argsort(problem.slack_s[ahead], kind="stable")]
 
 
 def build_step_plan(
@@ -140,24 +177,28 @@ def build_step_plan(
     """Lay out this step for an admission decision (see the module docstring)."""
     reqs, admitted = problem.requests, admission.admitted
     dec = _plan_decodes(problem, admitted, predictor, config)
+    decoders = np.concatenate([dec.must, _riders(problem, admitted, dec, predictor)])
+    spec = problem.spec_len[decoders]
+    draft_s = predictor.draft_s(int(spec.max(initial=1)) - 1)
+    features = _decode_features(problem, decoders)
+    num_decode_tokens = int(spec.sum())
     left_s = [
-        dec.budget_s - predictor.bias_s - dec.draft_s - p.time_s(0, *dec.features)
-        for p in predictor.pieces
+        dec.budget_s - predictor.bias_s - draft_s - p.time_s(0, *features) for p in predictor.pieces
     ]
     prompts = [
         (reqs[i].request_id, reqs[i].num_computed_tokens, reqs[i].num_prompt_tokens)
         for i in np.flatnonzero(admitted & ~problem.is_decoding).tolist()
     ]
-    token_room = config.max_num_batched_tokens - dec.num_tokens
-    seq_room = config.max_num_seqs - len(dec.must)
+    token_room = config.max_num_batched_tokens - num_decode_tokens
+    seq_room = config.max_num_seqs - len(decoders)
     chunks = pour_prefill(predictor, left_s, prompts, token_room, seq_room)
     token_room -= sum(chunks.values())
     fits = (p.max_chunk_tokens(t, 0) for p, t in zip(predictor.pieces, left_s, strict=True))
     spare = max(0, min(token_room, *fits))
     best_effort = np.flatnonzero(~admitted)
-    planned = len(dec.must) + len(chunks)
-    if spare > 0:  # room for ahead-of-schedule decoders and best-effort work
-        planned += len(dec.pending) - len(dec.must) + len(best_effort)
+    planned = len(decoders) + len(chunks)
+    if spare > 0:  # room for the other ahead-of-schedule decoders and best-effort work
+        planned += len(dec.pending) - len(decoders) + len(best_effort)
     ids = [r.request_id for r in reqs]
     admitted_jobs = np.flatnonzero(admitted).tolist()
     return StepPlan(
@@ -165,13 +206,13 @@ def build_step_plan(
         newly_admitted_ids=tuple(ids[i] for i in admitted_jobs if not problem.is_old[i]),
         best_effort_ids=tuple(ids[i] for i in best_effort.tolist()),
         prefill_tokens_by_id=chunks,
-        num_decode_tokens=dec.num_tokens,
-        token_budget=dec.num_tokens + sum(chunks.values()),
+        num_decode_tokens=num_decode_tokens,
+        token_budget=num_decode_tokens + sum(chunks.values()),
         max_batch_size=max(1, min(config.max_num_seqs, planned)),
         step_time_budget_s=dec.budget_s,
         spec_len_by_tier=dict(problem.spec_len_by_tier),
         tpot_tiers_s=problem.tiers_s,
-        decode_ids=tuple(ids[i] for i in dec.must.tolist()),
+        decode_ids=tuple(ids[i] for i in decoders.tolist()),
         num_spare_tokens=int(spare),
         tier_by_id={ids[i]: int(problem.tier[i]) for i in admitted_jobs},
         reason_by_id={ids[j]: reason for j, reason in admission.reason_by_job.items()},

@@ -70,7 +70,8 @@ class StepPlan:
     """Admitted decoders whose token interval opens before the step ends: they must decode.
     Other admitted decoders are ahead of schedule and may decode with spare tokens."""
     num_spare_tokens: int = 0
-    """Tokens that still fit in the step after the planned work (best-effort, ahead decoders)."""
+    """Tokens that still fit in the step after every admitted decode and the planned chunks
+    (for best-effort work)."""
     tier_by_id: dict[str, int] = field(default_factory=dict)
     """request_id -> planning tier (from slack) for admitted requests."""
     reason_by_id: dict[str, Rejection] = field(default_factory=dict)

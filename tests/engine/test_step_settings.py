@@ -1,6 +1,7 @@
 """How one plan becomes the token budget and sat-out requests of one vLLM step. No engine here:
 vLLM's `Request` is stood in for by the few fields `settings_for` reads."""
 
+import dataclasses
 from types import SimpleNamespace
 
 from agentflow.engine.vllm.planning import settings_for
@@ -63,3 +64,23 @@ def test_best_effort_work_keeps_a_fast_engines_step_within_the_tightest_tpot():
     # 40 ms of room: 80 decoders at 0.5 ms each; the other 20 sit this step out.
     assert len(settings.hidden_ids) == 20
     assert settings.token_budget == 80
+
+
+def test_ahead_of_schedule_admitted_decoders_ride_along_only_within_the_plans_time_budget():
+    fast = StepTimePredictor([AffinePiece(0.010, 1e-4, 5e-4, 0.0, 1e-4)])
+    running = [_decoder(f"d{i}") for i in range(40)]
+    plan = dataclasses.replace(
+        _plan_with_nothing_admitted(4096),
+        admitted_ids=tuple(r.request_id for r in running),
+        decode_ids=("d0",),  # due; the other 39 are ahead of schedule
+        num_decode_tokens=1,
+        step_time_budget_s=0.020,  # d0's next token is due in 20 ms
+    )
+    settings = settings_for(
+        plan, running=running, predictor=fast, max_spare_step_s=0.05, max_tokens_cap=8192
+    )
+    # 10 ms of room after the empty step: 20 decoders at 0.5 ms, d0 first; the rest sit out
+    # instead of pushing the step past d0's deadline.
+    assert settings.hidden_ids == frozenset(f"d{i}" for i in range(20, 40))
+    assert settings.token_budget == 20
+    assert settings.decode_rank_by_id["d0"] == 0

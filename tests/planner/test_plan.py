@@ -19,7 +19,14 @@ from agentflow.planner import (
 )
 from agentflow.planner.grid import Grid
 
-from .factories import PREDICTOR, instance_strategy, make_config, make_decoder, make_request
+from .factories import (
+    PREDICTOR,
+    instance_strategy,
+    make_config,
+    make_decoder,
+    make_request,
+    random_instance,
+)
 
 PLANNERS = ["fast", "exact"]
 
@@ -139,16 +146,70 @@ def test_the_step_budget_runs_to_the_next_token_due_under_the_tpot_tolerance():
     assert step.step_time_budget_s == pytest.approx(0.049 + 8 * 0.05 * 0.05)
 
 
-def test_ahead_of_schedule_request_gets_a_looser_tier_and_may_skip_the_step():
+def test_ahead_of_schedule_request_gets_a_looser_tier_and_rides_along_after_the_due_one():
     now = 5.0
     on_time = make_decoder("on_time", now, tpot_s=0.05, slack_s=0.05)
     ahead = make_decoder("ahead", now, tpot_s=0.05, slack_s=0.40)
     other = make_decoder("other", now, tpot_s=0.15, slack_s=0.25)  # interval opens later
     step = plan(now, [on_time, ahead, other], [], PREDICTOR, make_config())
     assert step.tier_by_id["ahead"] > step.tier_by_id["on_time"]
-    assert step.decode_ids == ("on_time",)
+    # No prompt waits for the time: the ahead ones ride along, after the one that is due.
+    assert step.decode_ids == ("on_time", "other", "ahead")
     alone = plan(now, [ahead], [], PREDICTOR, make_config())
     assert alone.step_time_budget_s > step.step_time_budget_s
+
+
+def test_ahead_of_schedule_decoders_wait_while_a_prompt_needs_their_time():
+    now = 5.0
+    decoders = [make_decoder("due", now, tpot_s=0.05, slack_s=0.05)] + [
+        make_decoder(f"ahead{i}", now, tpot_s=0.15, slack_s=0.30) for i in range(16)
+    ]
+
+    def plan_with_prompt(ttft_s: float) -> StepPlan:
+        prompt = make_request("prompt", arrival_s=now, ttft_s=ttft_s, num_prompt_tokens=1500)
+        return plan(now, decoders, [prompt], PREDICTOR, make_config())
+
+    # The tightest TTFT at which the new prompt is admitted: it has no time to give away.
+    lo, hi = 0.1, 10.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if "prompt" in plan_with_prompt(mid).admitted_ids else (mid, hi)
+    squeezed, roomy = plan_with_prompt(hi), plan_with_prompt(10 * hi)
+
+    assert "prompt" in squeezed.admitted_ids
+    assert squeezed.decode_ids == ("due",)
+    assert set(roomy.decode_ids) == {d.request_id for d in decoders}
+    assert roomy.prefill_tokens_by_id["prompt"] < squeezed.prefill_tokens_by_id["prompt"]
+
+
+def test_a_planned_step_with_every_decode_it_lists_ends_by_its_time_budget():
+    # The engines run the decodes the plan lists, riders included: the step must still end by
+    # the earliest decode deadline (unless the due decodes alone overrun it: then no chunks).
+    rng = np.random.default_rng(11)
+    num_with_riders = 0
+    for _ in range(40):
+        now, running, waiting = random_instance(rng, 24, 8)
+        step = plan(now, running, waiting, PREDICTOR, make_config())
+        by_id = {r.request_id: r for r in (*running, *waiting)}
+        decoders = [by_id[rid] for rid in step.decode_ids]
+        chunks = step.prefill_tokens_by_id
+        step_s = PREDICTOR.step_time_s(
+            sum(chunks.values()),
+            len(decoders),
+            sum(r.num_context_tokens() for r in decoders),
+            0,
+            sum(chunk_context_tokens(by_id[i].num_computed_tokens, n) for i, n in chunks.items()),
+        )
+        assert step_s <= step.step_time_budget_s + 1e-9 or not chunks
+        num_with_riders += any(_is_ahead(by_id[i], now, step) for i in step.decode_ids)
+    assert num_with_riders > 0
+
+
+def _is_ahead(request: PlanRequest, now_s: float, step: StepPlan) -> bool:
+    """Whether the decoder's next token is due only after the step's budget ends."""
+    origin = max(request.arrival_s + request.ttft_s, request.first_token_s or 0.0)
+    due_s = origin + request.num_output_tokens * request.tpot_s * 1.05 - now_s
+    return due_s - request.tpot_s * 1.05 > step.step_time_budget_s
 
 
 def test_decodes_leave_the_rest_of_the_step_to_prefill_chunks_edf_first():

@@ -87,38 +87,37 @@ def settings_for(
 ) -> StepSettings:
     """Lay one plan out as vLLM settings, the way the simulator's agentflow policy does.
 
-    The step holds the plan's must-run decodes and prefill chunks, every other admitted
-    decoder (a decode costs about one prefill token, and a request ahead of its TPOT finishes
-    sooner and frees its KV), and spare tokens for the best-effort lane, capped so the step
-    stays within `spare_step_limit_s(predictor, max_spare_step_s)`: filling the plan's whole
-    time budget with best-effort work would make a request arriving meanwhile wait that long
-    for its first chunk.
+    The step holds the plan's decodes (must-run, and the ahead-of-schedule decoders the plan
+    lets ride along) and prefill chunks, then spare work up to the plan's time budget (the
+    earliest admitted decode deadline) and `spare_step_limit_s(predictor, max_spare_step_s)`:
+    first the other ahead-of-schedule admitted decoders (a request ahead of its TPOT finishes
+    sooner and frees its KV), then best-effort decoders and prompts. Filling the plan's whole
+    budget with best-effort work would make a request arriving meanwhile wait that long for
+    its first chunk. Decoders that do not fit sit the step out.
 
     `draft_limits` (speculation): drafts each request may verify; an admitted decoder's step
     tokens are its own token plus the drafts it holds up to that limit.
     """
     admitted = frozenset(plan.admitted_ids)
     chunks = plan.prefill_tokens_by_id
-    must_decode = {rid: rank for rank, rid in enumerate(plan.decode_ids)}
+    planned = {rid: rank for rank, rid in enumerate(plan.decode_ids)}
     decoders = [r for r in running if _is_decoding(r)]
-    admitted_decoders = [r for r in decoders if r.request_id in admitted]
+    planned_decoders = [r for r in decoders if r.request_id in planned]
+    ahead_decoders = [
+        r for r in decoders if r.request_id in admitted and r.request_id not in planned
+    ]
     best_effort_decoders = [r for r in decoders if r.request_id not in admitted]
     ranks = {
-        r.request_id: must_decode.get(r.request_id, len(must_decode))
+        r.request_id: planned.get(r.request_id, len(planned))
         + (0 if r.request_id in admitted else 1)
         for r in running
     }
     limits = draft_limits or {}
-    verify_limits = {
-        r.request_id: limits[r.request_id] for r in admitted_decoders if limits.get(r.request_id)
-    }
-    num_drafts = sum(
-        min(len(r.spec_token_ids), verify_limits[r.request_id])
-        for r in admitted_decoders
-        if r.request_id in verify_limits
-    )
+
+    def num_drafts(requests: Sequence[Request]) -> int:
+        return sum(min(len(r.spec_token_ids), limits.get(r.request_id, 0)) for r in requests)
+
     planned_prefill = sum(chunks.values())
-    context = sum(r.num_computed_tokens + 1 for r in admitted_decoders)
     by_id = {r.request_id: r for r in running}
     pairs = sum(
         chunk_context_tokens(by_id[rid].num_computed_tokens if rid in by_id else 0, n)
@@ -126,22 +125,21 @@ def settings_for(
     )
     spare = SpareBudget(
         predictor,
-        spare_step_limit_s(predictor, max_spare_step_s),
+        min(spare_step_limit_s(predictor, max_spare_step_s), plan.step_time_budget_s),
         plan.num_spare_tokens,
-        num_decodes=len(admitted_decoders),
-        num_context_tokens=context,
-        num_spec_tokens=num_drafts,
+        num_decodes=len(planned_decoders),
+        num_context_tokens=sum(r.num_computed_tokens + 1 for r in planned_decoders),
+        num_spec_tokens=num_drafts(planned_decoders),
         num_prefill_tokens=planned_prefill,
         num_prefill_pairs=pairs,
     )
-    kept: list[Request] = []
-    for request in best_effort_decoders:
-        request_context = request.num_computed_tokens + 1
-        if not spare.fits_decode(request_context):
-            break
-        spare.add_decode(request_context)
-        kept.append(request)
+    kept_ahead = _fit_decoders(spare, ahead_decoders)
+    kept_best_effort = _fit_decoders(spare, best_effort_decoders)
     spare_prefill = spare.prefill_tokens()
+    running_admitted = [*planned_decoders, *kept_ahead]
+    verify_limits = {
+        r.request_id: limits[r.request_id] for r in running_admitted if limits.get(r.request_id)
+    }
     # vLLM serves the running list before the waiting queue, so a running prompt behind a
     # waiting one in the plan's deadline order (or given no chunk) would take the tokens
     # planned for the waiting one: sit it out this step.
@@ -152,8 +150,15 @@ def settings_for(
         deferred.discard(rid)
     else:
         deferred = set()  # no waiting prompt has a chunk: running prompts may take it all
-    hidden = frozenset(r.request_id for r in best_effort_decoders[len(kept) :]) | deferred
-    budget = len(admitted_decoders) + num_drafts + len(kept) + planned_prefill + spare_prefill
+    left_out = [*ahead_decoders[len(kept_ahead) :], *best_effort_decoders[len(kept_best_effort) :]]
+    hidden = frozenset(r.request_id for r in left_out) | deferred
+    budget = (
+        len(running_admitted)
+        + num_drafts(running_admitted)
+        + len(kept_best_effort)
+        + planned_prefill
+        + spare_prefill
+    )
     return StepSettings(
         token_budget=max(1, min(max_tokens_cap, budget)),
         admitted_ids=admitted,
@@ -161,6 +166,18 @@ def settings_for(
         hidden_ids=hidden,
         verify_limits=verify_limits,
     )
+
+
+def _fit_decoders(spare: SpareBudget, decoders: Sequence[Request]) -> list[Request]:
+    """The leading `decoders` that fit in `spare` (counted in), one token each."""
+    kept: list[Request] = []
+    for request in decoders:
+        context = request.num_computed_tokens + 1
+        if not spare.fits_decode(context):
+            break
+        spare.add_decode(context)
+        kept.append(request)
+    return kept
 
 
 def _is_decoding(request: Request) -> bool:

@@ -4,14 +4,15 @@ Each step the planner (`agentflow.planner.plan`) sees the running and waiting re
 returns the admitted set, the decodes that must run, the admitted prefill chunks (EDF) and the
 spare tokens left in the step's time budget. The batch is laid out in that order:
 
-1. must-run decodes of admitted requests (their token interval opens before the step ends);
+1. the plan's decodes of admitted requests: the must-run ones (their token interval opens
+   before the step ends), and the ahead-of-schedule ones the plan lets ride along;
 2. the planned prefill chunks of admitted requests;
-3. every other admitted decoder, one token each, as vLLM would. A decode costs about one
-   prefill token, and a request that runs ahead of its TPOT leaves sooner and frees its KV
-   reservation (pacing decoders at exactly their TPOT doubled the admitted requests' KV
-   residence and made the planner decline for memory);
-4. spare tokens, capped so the step stays within the workload's tightest TPOT, for the
-   best-effort lane: running decodes, partial prefills, then waiting requests by arrival.
+3. spare tokens, capped so the step ends by the plan's time budget (the earliest decode
+   deadline) and within the workload's tightest TPOT: first the other ahead-of-schedule
+   admitted decoders (a request that runs ahead of its TPOT leaves sooner and frees its KV
+   reservation; pacing decoders at exactly their TPOT doubled the admitted requests' KV
+   residence and made the planner decline for memory), then the best-effort lane: running
+   decodes, partial prefills, then waiting requests by arrival.
    A best-effort request that could still be admitted is prefilled up to its last token
    only: its first token, which fixes its lane, waits for the planner's verdict.
 
@@ -162,6 +163,10 @@ class _Layout:
         self.chunks.append((request, n))
         return n
 
+    def is_scheduled(self, request: SimRequest) -> bool:
+        """Whether `request` is in the batch already (or was preempted for it)."""
+        return id(request) in self.scheduled
+
     def batch(self) -> Batch:
         spec_lens = tuple(self.spec_lens) if any(n > 1 for n in self.spec_lens) else ()
         return Batch(tuple(self.decodes), tuple(self.chunks), spec_lens)
@@ -254,7 +259,7 @@ class AgentflowPolicy:
             layout.decode(by_id[rid], may_preempt=True, spec_len=spec_len(by_id[rid]))
         for rid, n in plan.prefill_tokens_by_id.items():
             layout.prefill(by_id[rid], n, may_preempt=True)
-        self._fill_spare(layout, running, waiting, now_s, spec_len, plan.num_spare_tokens)
+        self._fill_spare(layout, running, waiting, now_s, spec_len, plan)
         return layout.batch()
 
     def _observe_arrivals(self, waiting: list[SimRequest]) -> None:
@@ -295,13 +300,18 @@ class AgentflowPolicy:
             self.config,
         )
 
-    def _spare_budget(self, layout: _Layout, max_tokens: int) -> SpareBudget:
-        """What best-effort work may still add before the step reaches its spare limit."""
+    def _spare_budget(self, layout: _Layout, plan: StepPlan) -> SpareBudget:
+        """What spare work may still add before the step reaches its limit.
+
+        The limit is the spare limit, and never past the plan's budget (the earliest admitted
+        decode deadline).
+        """
         num_drafts = sum(layout.spec_lens) - len(layout.spec_lens)
+        limit_s = spare_step_limit_s(self.predictor, self.max_spare_step_s)
         return SpareBudget(
             self.predictor,
-            spare_step_limit_s(self.predictor, self.max_spare_step_s),
-            max_tokens,
+            min(limit_s, plan.step_time_budget_s),
+            plan.num_spare_tokens,
             num_decodes=len(layout.decodes),
             num_context_tokens=sum(r.num_computed + 1 for r in layout.decodes),
             num_spec_tokens=num_drafts,
@@ -318,14 +328,20 @@ class AgentflowPolicy:
         waiting: Iterable[SimRequest],
         now_s: float,
         spec_len: Callable[[SimRequest], int],
-        num_spare_tokens: int,
+        plan: StepPlan,
     ) -> None:
         """Spend the spare tokens: ahead-of-schedule admitted decoders, then best-effort."""
+        spare = self._spare_budget(layout, plan)
         ahead = [r for r in running if r.is_admitted and r.is_decoding]
         ahead.sort(key=_next_token_due_s)
         for request in ahead:
-            layout.decode(request, may_preempt=False, spec_len=spec_len(request))
-        spare = self._spare_budget(layout, num_spare_tokens)
+            context = request.num_computed + 1
+            if layout.is_scheduled(request):
+                continue
+            if not spare.fits_decode(context):
+                break
+            if layout.decode(request, may_preempt=False, spec_len=spec_len(request)):
+                spare.add_decode(context)
         for request in running:
             if not request.is_admitted and request.is_decoding:
                 context = request.num_computed + 1

@@ -12,8 +12,9 @@ its KV, which is what a memory-bound replica needs, but its decode time comes ou
 prompts' time. They ride when every admitted prompt, served EDF at the current fluid rate,
 still finishes before its deadline with their time taken first; else they wait. Either way the
 step is planned to end by the earliest decode deadline: the engines used to run every admitted
-decoder on top of the plan, which pushed steps past that deadline (in benchmarks/capacity_sim.py
-0.5-2.2 % of admitted requests missed their TPOT by 1-8 ms at capacity, all at the 20th token).
+decoder on top of the plan, which pushed steps past that deadline (in scratch simulations of
+benchmarks/capacity_sim.py's scenarios 0.5-2.2 % of admitted requests missed their TPOT by 1-8 ms
+at capacity, all at the 20th token).
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class _Decodes:
     """Admitted jobs still decoding."""
     must: IntArray
     """Those whose next token's interval opens before the step ends, earliest due first."""
+    context: IntArray
+    """Cached tokens per job (pending ones; 0 for the rest), counted once per plan."""
     step_s: float
     """Predicted time of the must-run decodes alone (their drafts included)."""
 
@@ -105,20 +108,26 @@ def _plan_decodes(
     budget_s = config.horizon_s
     if len(pending):
         budget_s = min(budget_s, float(problem.slack_s[pending].min()) - config.tier_margin_s)
-    dec = _must_decode(problem, pending, budget_s, predictor)
+    context = np.zeros(problem.num_jobs, dtype=np.int64)
+    context[pending] = [problem.requests[i].num_context_tokens() for i in pending.tolist()]
+    dec = _must_decode(problem, pending, context, budget_s, predictor)
     prompts = np.flatnonzero(admitted & ~problem.is_decoding)
     if len(prompts):
         first = int(prompts[0])  # EDF order
         deadline_s = float(problem.deadline_s[first])  # already less the margin
         if deadline_s < dec.budget_s:
-            capped = _must_decode(problem, pending, deadline_s, predictor)
+            capped = _must_decode(problem, pending, context, deadline_s, predictor)
             if capped.step_s + float(problem.work_s[first]) <= deadline_s:
                 dec = capped
     return dec
 
 
 def _must_decode(
-    problem: PlanningProblem, pending: IntArray, budget_s: float, predictor: StepTimePredictor
+    problem: PlanningProblem,
+    pending: IntArray,
+    context: IntArray,
+    budget_s: float,
+    predictor: StepTimePredictor,
 ) -> _Decodes:
     """Decoders whose next token's interval opens before the step ends."""
     opens_s = problem.slack_s[pending] - problem.tpot_s[pending]
@@ -126,15 +135,16 @@ def _must_decode(
     must = must[np.argsort(problem.slack_s[must], kind="stable")]
     spec = problem.spec_len[must]
     draft_s = predictor.draft_s(int(spec.max(initial=1)) - 1)
-    step_s = predictor.step_time_s(0, *_decode_features(problem, must)) + draft_s
+    step_s = predictor.step_time_s(0, *_decode_features(problem, context, must)) + draft_s
     # Behind schedule: the step cannot be shorter than its decodes.
-    return _Decodes(max(budget_s, step_s), pending, must, step_s)
+    return _Decodes(max(budget_s, step_s), pending, must, context, step_s)
 
 
-def _decode_features(problem: PlanningProblem, jobs: IntArray) -> tuple[int, int, int]:
+def _decode_features(
+    problem: PlanningProblem, context: IntArray, jobs: IntArray
+) -> tuple[int, int, int]:
     """(decode requests, their cached tokens, draft tokens) of `jobs` for the predictor."""
-    context = sum(problem.requests[i].num_context_tokens() for i in jobs.tolist())
-    return len(jobs), context, int((problem.spec_len[jobs] - 1).sum())
+    return len(jobs), int(context[jobs].sum()), int((problem.spec_len[jobs] - 1).sum())
 
 
 def _riders(
@@ -153,7 +163,8 @@ def _riders(
         return ahead
     every = np.concatenate([dec.must, ahead])
     draft_s = predictor.draft_s(int(problem.spec_len[every].max(initial=1)) - 1)
-    extra_s = predictor.step_time_s(0, *_decode_features(problem, every)) + draft_s - dec.step_s
+    features = _decode_features(problem, dec.context, every)
+    extra_s = predictor.step_time_s(0, *features) + draft_s - dec.step_s
     if dec.step_s + extra_s > dec.budget_s:
         return ahead[:0]
     prompts = np.flatnonzero(admitted & ~problem.is_decoding)
@@ -180,7 +191,7 @@ def build_step_plan(
     decoders = np.concatenate([dec.must, _riders(problem, admitted, dec, predictor)])
     spec = problem.spec_len[decoders]
     draft_s = predictor.draft_s(int(spec.max(initial=1)) - 1)
-    features = _decode_features(problem, decoders)
+    features = _decode_features(problem, dec.context, decoders)
     num_decode_tokens = int(spec.sum())
     left_s = [
         dec.budget_s - predictor.bias_s - draft_s - p.time_s(0, *features) for p in predictor.pieces

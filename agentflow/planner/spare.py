@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 from agentflow.planner.predictor import StepTimePredictor
 
 __all__ = ["MIN_SPARE_OVERHEAD_RATIO", "SpareBudget", "spare_step_limit_s"]
@@ -13,7 +16,9 @@ past their 50 ms TPOT tier, as their empty step is 22-41 ms; 1.5 leaves every GP
 OPT-30B's as it was, and benchmarks/capacity_sim.py gives the same capacities as before.)"""
 
 
-def spare_step_limit_s(predictor: StepTimePredictor, tightest_tpot_s: float) -> float:
+def spare_step_limit_s(
+    predictor: StepTimePredictor, tightest_tpot_s: float, step_budget_s: float = math.inf
+) -> float:
     """The longest step that spare (best-effort) tokens may fill.
 
     Normally the tightest TPOT among the requests present: filling the plan's whole time
@@ -23,8 +28,12 @@ def spare_step_limit_s(predictor: StepTimePredictor, tightest_tpot_s: float) -> 
     on one), a TPOT cap leaves best-effort work a token per step or none, and the engine
     crawls or stalls with work queued. With the floor, best-effort work always gets a third of
     a step or more.
+
+    And never past `step_budget_s`, the plan's time to its earliest admitted decode deadline
+    (`StepPlan.step_time_budget_s`): spare work must not make a guaranteed token late.
     """
-    return max(tightest_tpot_s, MIN_SPARE_OVERHEAD_RATIO * predictor.base_s)
+    floor_s = max(tightest_tpot_s, MIN_SPARE_OVERHEAD_RATIO * predictor.base_s)
+    return min(floor_s, step_budget_s)
 
 
 class SpareBudget:
@@ -94,6 +103,16 @@ class SpareBudget:
         self.num_decodes += 1
         self.num_context_tokens += num_context_tokens
         self.tokens_left -= 1
+
+    def take_decodes(self, num_context_tokens: Iterable[int]) -> int:
+        """Count in the leading one-token decodes that fit, in order; returns how many."""
+        taken = 0
+        for context in num_context_tokens:
+            if not self.fits_decode(context):
+                break
+            self.add_decode(context)
+            taken += 1
+        return taken
 
     def prefill_tokens(self) -> int:
         """Prompt tokens that still fit (one chunk's quadratic cost, conservatively)."""

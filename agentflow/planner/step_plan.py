@@ -67,8 +67,9 @@ class StepPlan:
     tpot_tiers_s: tuple[float, ...]
     """Tier TPOTs, tightest first."""
     decode_ids: tuple[str, ...] = ()
-    """Admitted decoders whose token interval opens before the step ends: they must decode.
-    Other admitted decoders are ahead of schedule and may decode with spare tokens."""
+    """Admitted decoders this step runs: first those whose token interval opens before the
+    step ends (they must decode), then the ahead-of-schedule ones the plan lets ride along
+    (their time is in the plan). Other admitted decoders may decode with spare tokens."""
     num_spare_tokens: int = 0
     """Tokens that still fit in the step after every admitted decode and the planned chunks
     (for best-effort work)."""

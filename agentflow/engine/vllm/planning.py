@@ -7,7 +7,7 @@ into the few scheduler settings the mixin changes for one step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vllm.v1.request import Request
@@ -89,7 +89,7 @@ def settings_for(
 
     The step holds the plan's decodes (must-run, and the ahead-of-schedule decoders the plan
     lets ride along) and prefill chunks, then spare work up to the plan's time budget (the
-    earliest admitted decode deadline) and `spare_step_limit_s(predictor, max_spare_step_s)`:
+    earliest admitted decode deadline) and `spare_step_limit_s`:
     first the other ahead-of-schedule admitted decoders (a request ahead of its TPOT finishes
     sooner and frees its KV), then best-effort decoders and prompts. Filling the plan's whole
     budget with best-effort work would make a request arriving meanwhile wait that long for
@@ -125,16 +125,16 @@ def settings_for(
     )
     spare = SpareBudget(
         predictor,
-        min(spare_step_limit_s(predictor, max_spare_step_s), plan.step_time_budget_s),
+        spare_step_limit_s(predictor, max_spare_step_s, plan.step_time_budget_s),
         plan.num_spare_tokens,
         num_decodes=len(planned_decoders),
-        num_context_tokens=sum(r.num_computed_tokens + 1 for r in planned_decoders),
+        num_context_tokens=sum(_contexts(planned_decoders)),
         num_spec_tokens=num_drafts(planned_decoders),
         num_prefill_tokens=planned_prefill,
         num_prefill_pairs=pairs,
     )
-    kept_ahead = _fit_decoders(spare, ahead_decoders)
-    kept_best_effort = _fit_decoders(spare, best_effort_decoders)
+    kept_ahead = ahead_decoders[: spare.take_decodes(_contexts(ahead_decoders))]
+    kept_best_effort = best_effort_decoders[: spare.take_decodes(_contexts(best_effort_decoders))]
     spare_prefill = spare.prefill_tokens()
     running_admitted = [*planned_decoders, *kept_ahead]
     verify_limits = {
@@ -168,16 +168,9 @@ def settings_for(
     )
 
 
-def _fit_decoders(spare: SpareBudget, decoders: Sequence[Request]) -> list[Request]:
-    """The leading `decoders` that fit in `spare` (counted in), one token each."""
-    kept: list[Request] = []
-    for request in decoders:
-        context = request.num_computed_tokens + 1
-        if not spare.fits_decode(context):
-            break
-        spare.add_decode(context)
-        kept.append(request)
-    return kept
+def _contexts(decoders: Sequence[Request]) -> Iterator[int]:
+    """The tokens each decoder's next decode attends to."""
+    return (r.num_computed_tokens + 1 for r in decoders)
 
 
 def _is_decoding(request: Request) -> bool:

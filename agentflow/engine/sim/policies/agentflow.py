@@ -307,10 +307,9 @@ class AgentflowPolicy:
         decode deadline).
         """
         num_drafts = sum(layout.spec_lens) - len(layout.spec_lens)
-        limit_s = spare_step_limit_s(self.predictor, self.max_spare_step_s)
         return SpareBudget(
             self.predictor,
-            min(limit_s, plan.step_time_budget_s),
+            spare_step_limit_s(self.predictor, self.max_spare_step_s, plan.step_time_budget_s),
             plan.num_spare_tokens,
             num_decodes=len(layout.decodes),
             num_context_tokens=sum(r.num_computed + 1 for r in layout.decodes),

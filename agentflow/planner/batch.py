@@ -9,8 +9,9 @@ poured into admitted prompts EDF-first, as chunks (chunked prefill).
 Admitted decoders ahead of schedule ride along (`decode_ids` lists them after the must-run
 ones) when the prompts can wait for them: a decoder that runs ahead leaves sooner and frees
 its KV, which is what a memory-bound replica needs, but its decode time comes out of the
-prompts' time. They ride when every admitted prompt, served EDF at the current fluid rate,
-still finishes before its deadline with their time taken first; else they wait. Either way the
+prompts' time. The earliest-due ones ride as long as every admitted prompt, served EDF at the
+current fluid rate, still finishes before its deadline with their time taken first; the rest
+wait. Either way the
 step is planned to end by the earliest decode deadline: the engines used to run every admitted
 decoder on top of the plan, which pushed steps past that deadline (in scratch simulations of
 benchmarks/capacity_sim.py's scenarios 0.5-2.2 % of admitted requests missed their TPOT by 1-8 ms
@@ -25,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agentflow.planner.config import PlannerConfig
+from agentflow.planner.ledger import least_prompt_margin_s
 from agentflow.planner.predictor import StepTimePredictor
 from agentflow.planner.problem import PlanningProblem
 from agentflow.planner.step_plan import Admission, StepPlan
@@ -149,34 +151,44 @@ def _decode_features(
 
 def _riders(
     problem: PlanningProblem,
-    admitted: BoolArray,
+    admission: Admission,
     dec: _Decodes,
     predictor: StepTimePredictor,
 ) -> IntArray:
     """Ahead-of-schedule decoders that ride along this step, earliest due first (may be none).
 
-    All or none: they ride if the step holds them within its budget and every admitted prompt
-    keeps at least their extra time as slack (EDF, at the fluid rate of the decoders now).
+    The longest earliest-due run of them whose time fits: the step holds them within its
+    budget, and the admitted prompts keep at least their extra time as margin under the
+    admission's own fluid model (`Admission.prompt_margin_s`). All-or-none cost speculation
+    most: a verify is several tokens, so the whole set rarely fit and none rode.
     """
+    admitted = admission.admitted
     ahead = np.setdiff1d(dec.pending, dec.must, assume_unique=True)
     if not len(ahead):
         return ahead
-    every = np.concatenate([dec.must, ahead])
-    draft_s = predictor.draft_s(int(problem.spec_len[every].max(initial=1)) - 1)
-    features = _decode_features(problem, dec.context, every)
-    extra_s = predictor.step_time_s(0, *features) + draft_s - dec.step_s
-    if dec.step_s + extra_s > dec.budget_s:
-        return ahead[:0]
-    prompts = np.flatnonzero(admitted & ~problem.is_decoding)
-    if len(prompts):
-        tightest_s = float(problem.periods_s[int(problem.level[dec.pending].min())])
-        rate = 1.0 - problem.base_s / tightest_s - float(problem.load[dec.pending].sum())
-        if rate <= 0.0:
-            return ahead[:0]
-        finish_s = np.cumsum(problem.work_s[prompts]) / rate + problem.base_s
-        if float((problem.deadline_s[prompts] - finish_s).min()) < extra_s:
-            return ahead[:0]
-    return ahead[np.argsort(problem.slack_s[ahead], kind="stable")]
+    ahead = ahead[np.argsort(problem.slack_s[ahead], kind="stable")]
+    room_s = dec.budget_s - dec.step_s
+    if np.any(admitted & ~problem.is_decoding):
+        margin_s = admission.prompt_margin_s
+        if margin_s is None:
+            margin_s = least_prompt_margin_s(problem, admitted)
+        room_s = min(room_s, margin_s)
+
+    def extra_s(count: int) -> float:
+        every = np.concatenate([dec.must, ahead[:count]])
+        draft_s = predictor.draft_s(int(problem.spec_len[every].max(initial=1)) - 1)
+        features = _decode_features(problem, dec.context, every)
+        return predictor.step_time_s(0, *features) + draft_s - dec.step_s
+
+    # The extra time grows with the count: bisect for the most riders that fit.
+    lo, hi = 0, len(ahead)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if extra_s(mid) <= room_s:
+            lo = mid
+        else:
+            hi = mid - 1
+    return ahead[:lo]
 
 
 def build_step_plan(
@@ -188,7 +200,7 @@ def build_step_plan(
     """Lay out this step for an admission decision (see the module docstring)."""
     reqs, admitted = problem.requests, admission.admitted
     dec = _plan_decodes(problem, admitted, predictor, config)
-    decoders = np.concatenate([dec.must, _riders(problem, admitted, dec, predictor)])
+    decoders = np.concatenate([dec.must, _riders(problem, admission, dec, predictor)])
     spec = problem.spec_len[decoders]
     draft_s = predictor.draft_s(int(spec.max(initial=1)) - 1)
     features = _decode_features(problem, dec.context, decoders)

@@ -303,7 +303,7 @@ def admit_greedy(
     for j in candidates.tolist():
         if not greedy.admitted[j] and j not in reasons:
             reasons[j] = Rejection.COMPUTE  # displaced by a smaller job
-    return Admission(greedy.admitted, reasons)
+    return Admission(greedy.admitted, reasons, prompt_margin_s=ledger.least_margin_s)
 
 
 class FastPlanner:

@@ -6,10 +6,10 @@ import numpy as np
 import numpy.typing as npt
 
 from agentflow.planner.feasibility import EPS
-from agentflow.planner.grid import Grid
+from agentflow.planner.grid import Grid, build_grid
 from agentflow.planner.problem import PlanningProblem
 
-__all__ = ["Job", "Ledger", "job_table"]
+__all__ = ["Job", "Ledger", "job_table", "least_prompt_margin_s"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -97,6 +97,11 @@ class Ledger:
         self.margin = np.where(self.num_due > 0, self.slack - self.rounds, np.inf)
         self._refresh()
         return bool(np.all(self.rate >= -EPS) and np.all(self.margin >= -EPS))
+
+    @property
+    def least_margin_s(self) -> float:
+        """The smallest margin of an admitted prompt's deadline (+inf when none is due)."""
+        return float(self.suffix_min[0])
 
     def _refresh(self) -> None:
         np.minimum.accumulate(self.margin[::-1], out=self._suffix_view)
@@ -214,3 +219,14 @@ def job_table(problem: PlanningProblem, grid: Grid) -> list[Job]:
             strict=True,
         )
     )
+
+
+def least_prompt_margin_s(problem: PlanningProblem, admitted: npt.NDArray[np.bool_]) -> float:
+    """`Ledger.least_margin_s` of the admitted set, from a fresh ledger.
+
+    Seconds of prefill supply that could go elsewhere before some admitted prompt would miss
+    its deadline; negative when the set is infeasible.
+    """
+    ledger = Ledger(problem, build_grid(problem))
+    ledger.load_many(problem, np.flatnonzero(admitted))
+    return ledger.least_margin_s

@@ -37,6 +37,9 @@ class Admission:
     """False when the exact planner ran out of its work cap (the decision is the fallback's)."""
     is_overloaded: bool = False
     """The old jobs alone are infeasible, so no candidate was admitted."""
+    prompt_margin_s: float | None = None
+    """Prefill supply (seconds) the admitted prompts can spare before one misses its deadline,
+    where the planner kept it (`Ledger.least_margin_s`); None: worked out when needed."""
 
 
 @dataclass(frozen=True, slots=True)

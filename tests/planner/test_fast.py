@@ -1,8 +1,10 @@
+import pytest
 from hypothesis import given, settings
 
 from agentflow.planner.dp import solve_dp
 from agentflow.planner.fast import admit_greedy
 from agentflow.planner.feasibility import check_admission
+from agentflow.planner.ledger import least_prompt_margin_s
 from agentflow.planner.problem import build_problem
 from agentflow.planner.step_plan import Rejection
 
@@ -69,3 +71,17 @@ def test_a_tight_cadence_request_that_blocks_two_others_is_traded_for_both():
     assert admission.reason_by_job == {ids.index("tight"): Rejection.COMPUTE}
     assert check_admission(problem, admission.admitted).is_feasible
     assert int(solve_dp(problem).admission.admitted.sum()) == 3
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(instance_strategy(max_running=20, max_waiting=30))
+def test_the_prompt_margin_fast_hands_on_is_that_of_its_admitted_set(instance):
+    # The step layout lets ahead-of-schedule decoders spend this margin: after the greedy's
+    # swaps and retries it must still describe the set it admitted.
+    now, running, waiting, config = instance
+    problem = build_problem(now, running, waiting, PREDICTOR, config)
+    admission = admit_greedy(problem, config)
+    if admission.is_overloaded:
+        return
+    fresh = least_prompt_margin_s(problem, admission.admitted)
+    assert admission.prompt_margin_s == pytest.approx(fresh, abs=1e-9)

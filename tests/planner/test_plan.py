@@ -321,3 +321,32 @@ def test_planner_never_imports_vllm_torch_or_ray():
 def test_empty_engine_plans_an_empty_step():
     step = plan(0.0, [], [], StepTimePredictor.default_cpu(), make_config())
     assert (step.admitted_ids, step.token_budget, step.num_decode_tokens) == ((), 0, 0)
+
+
+def test_when_a_prompt_can_spare_some_time_the_earliest_due_ahead_decoders_ride():
+    now = 5.0
+    ahead = [
+        make_decoder(f"ahead{i}", now, tpot_s=0.15, slack_s=0.30 + 0.01 * i, prompt=1024)
+        for i in range(16)
+    ]
+    decoders = [make_decoder("due", now, tpot_s=0.05, slack_s=0.05), *ahead]
+
+    def plan_with_prompt(ttft_s: float) -> StepPlan:
+        prompt = make_request("prompt", arrival_s=now, ttft_s=ttft_s, num_prompt_tokens=1500)
+        return plan(now, decoders, [prompt], PREDICTOR, make_config())
+
+    lo, hi = 0.1, 10.0  # the tightest TTFT at which the prompt is admitted
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if "prompt" in plan_with_prompt(mid).admitted_ids else (mid, hi)
+    num_riders = []
+    for ttft_s in hi + np.linspace(0.0, 0.05, 26):  # a little more room each time
+        step = plan_with_prompt(ttft_s)
+        assert "prompt" in step.admitted_ids and step.decode_ids[0] == "due"
+        riders = step.decode_ids[1:]
+        # Earliest due first: the riders are a prefix of the ahead decoders by slack.
+        assert riders == tuple(d.request_id for d in ahead[: len(riders)])
+        num_riders.append(len(riders))
+    assert num_riders == sorted(num_riders)  # more room, never fewer riders
+    assert num_riders[0] == 0 and num_riders[-1] == len(ahead)
+    assert any(0 < n < len(ahead) for n in num_riders)

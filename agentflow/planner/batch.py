@@ -173,15 +173,25 @@ def _riders(
         if margin_s is None:
             margin_s = least_prompt_margin_s(problem, admitted)
         room_s = min(room_s, margin_s)
+    if room_s <= 0.0:
+        return ahead[:0]
+
+    # Decode features of the must-run set plus the first k riders, for every k at once.
+    num_must, must_context, must_drafts = _decode_features(problem, dec.context, dec.must)
+    context = must_context + np.cumsum(dec.context[ahead])
+    drafts = must_drafts + np.cumsum(problem.spec_len[ahead] - 1)
+    longest = np.maximum.accumulate(problem.spec_len[ahead])
+    longest = np.maximum(longest, int(problem.spec_len[dec.must].max(initial=1)))
 
     def extra_s(count: int) -> float:
-        every = np.concatenate([dec.must, ahead[:count]])
-        draft_s = predictor.draft_s(int(problem.spec_len[every].max(initial=1)) - 1)
-        features = _decode_features(problem, dec.context, every)
-        return predictor.step_time_s(0, *features) + draft_s - dec.step_s
+        k = count - 1
+        step_s = predictor.step_time_s(0, num_must + count, int(context[k]), int(drafts[k]))
+        return step_s + predictor.draft_s(int(longest[k]) - 1) - dec.step_s
 
-    # The extra time grows with the count: bisect for the most riders that fit.
-    lo, hi = 0, len(ahead)
+    # The extra time grows with the count: all of them often fit, else bisect for the most.
+    if extra_s(len(ahead)) <= room_s:
+        return ahead
+    lo, hi = 0, len(ahead) - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if extra_s(mid) <= room_s:

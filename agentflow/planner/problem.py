@@ -108,31 +108,41 @@ class PlanningProblem:
         return len(self.periods_s) - 1
 
 
+_FIELDS = (
+    "arrival_s",
+    "ttft_s",
+    "tpot_s",
+    "num_prompt_tokens",
+    "num_computed_tokens",
+    "num_output_tokens",
+    "max_output_tokens",
+    "first_token_s",
+    "is_admitted",
+)
+
+
 def _fields(reqs: Sequence[PlanRequest]) -> dict[str, FloatArray]:
-    n = len(reqs)
-
-    def col(name: str) -> FloatArray:
-        return np.fromiter((getattr(r, name) for r in reqs), dtype=np.float64, count=n)
-
-    out = {
-        name: col(name)
-        for name in (
-            "arrival_s",
-            "ttft_s",
-            "tpot_s",
-            "num_prompt_tokens",
-            "num_computed_tokens",
-            "num_output_tokens",
-            "max_output_tokens",
-        )
-    }
-    out["first_token_s"] = np.fromiter(
-        (math.nan if r.first_token_s is None else r.first_token_s for r in reqs),
+    """The requests' fields as float columns (`first_token_s`: NaN when None)."""
+    nan = math.nan
+    rows = np.array(
+        [
+            (
+                r.arrival_s,
+                r.ttft_s,
+                r.tpot_s,
+                r.num_prompt_tokens,
+                r.num_computed_tokens,
+                r.num_output_tokens,
+                r.max_output_tokens,
+                nan if r.first_token_s is None else r.first_token_s,
+                r.is_admitted,
+            )
+            for r in reqs
+        ],
         dtype=np.float64,
-        count=n,
-    )
-    out["is_admitted"] = np.fromiter((r.is_admitted for r in reqs), dtype=np.float64, count=n)
-    return out
+    ).reshape(len(reqs), len(_FIELDS))
+    columns = np.ascontiguousarray(rows.T)
+    return dict(zip(_FIELDS, columns, strict=True))
 
 
 def _spec_lengths(

@@ -46,6 +46,17 @@ class PlanRequest:
     """Free label, carried through untouched."""
 
     def __post_init__(self) -> None:
+        # One comparison chain for the valid case (a plan builds tens of these per step);
+        # the checks below name what is wrong otherwise (NaN fails every comparison).
+        if (
+            0.0 < self.ttft_s < math.inf
+            and 0.0 < self.tpot_s < math.inf
+            and -math.inf < self.arrival_s < math.inf
+            and 0 <= self.num_computed_tokens <= self.num_prompt_tokens
+            and self.num_output_tokens >= 0
+            and self.max_output_tokens >= 1
+        ):
+            return
         for name in ("ttft_s", "tpot_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):

@@ -9,13 +9,12 @@ poured into admitted prompts EDF-first, as chunks (chunked prefill).
 Admitted decoders ahead of schedule ride along (`decode_ids` lists them after the must-run
 ones) when the prompts can wait for them: a decoder that runs ahead leaves sooner and frees
 its KV, which is what a memory-bound replica needs, but its decode time comes out of the
-prompts' time. The earliest-due ones ride as long as every admitted prompt, served EDF at the
-current fluid rate, still finishes before its deadline with their time taken first; the rest
-wait. Either way the
-step is planned to end by the earliest decode deadline: the engines used to run every admitted
-decoder on top of the plan, which pushed steps past that deadline (in scratch simulations of
-benchmarks/capacity_sim.py's scenarios 0.5-2.2 % of admitted requests missed their TPOT by 1-8 ms
-at capacity, all at the 20th token).
+prompts' time. The earliest-due ones ride as long as their extra time fits the step's budget
+and the admitted prompts' least margin under the admission's own fluid model; the rest wait.
+Either way the step is planned to end by the earliest decode deadline: the engines used to
+run every admitted decoder on top of the plan, which pushed steps past that deadline (in
+scratch simulations of benchmarks/capacity_sim.py's scenarios 0.5-2.2 % of admitted requests
+missed their TPOT by 1-8 ms at capacity, all at the 20th token).
 """
 
 from __future__ import annotations

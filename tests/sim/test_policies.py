@@ -9,13 +9,16 @@ from agentflow.engine.sim import (
     Lane,
     PolicyOptions,
     RequestSpec,
+    Simulation,
     get_profile,
     make_deployment,
     sarathi_token_budget,
     simulate,
 )
+from agentflow.engine.sim.policies import agentflow as policy_module
+from agentflow.engine.sim.policies.agentflow import AgentflowPolicy
 from agentflow.errors import ConfigError
-from agentflow.planner import AffinePiece
+from agentflow.planner import AffinePiece, StepTimePredictor
 from agentflow.workloads import CapacitySettings, build_trace, get_scenario, score
 from agentflow.workloads.capacity import policy_options_for
 from tests.sim.factories import PROFILE, make_request
@@ -191,3 +194,38 @@ def test_admitted_requests_keep_their_slos_past_capacity(scenario, rate_rps):
     admitted = [o for o in outcomes if o.lane is Lane.ADMITTED]
     assert len(admitted) < len(outcomes)  # overloaded: some work was turned away
     assert [o.request_id for o in admitted if not o.slo_met] == []
+
+
+def test_on_an_engine_slower_than_its_model_agentflow_sheds_what_no_longer_fits_and_finishes_all(
+    monkeypatch,
+):
+    # The planner's step-time model is 1.6x optimistic, so the admitted set falls behind and
+    # turns infeasible: the policy gives up what no longer fits, re-plans with the given-up
+    # requests no longer admitted, and every request still ends with all its tokens.
+    trace = _mixed_tight_tpot_trace(n=80, rate_rps=4.0)
+    deployment = make_deployment("agentflow", PROFILE, PolicyOptions(tightest_tpot_s=0.05))
+    for instance in deployment.instances:
+        instance.predictor = StepTimePredictor(PROFILE.predictor().pieces, scale=1.6)
+    plans: list[tuple[float, dict[str, bool]]] = []
+    sheds: list[tuple[float, tuple[str, ...]]] = []
+    real_plan, real_shed = AgentflowPolicy._plan, policy_module.jobs_to_shed
+
+    def recording_plan(self, now_s, jobs):
+        plans.append((now_s, {v.request_id: v.is_admitted for side in jobs for v in side}))
+        return real_plan(self, now_s, jobs)
+
+    def recording_shed(now_s, *args):
+        shed = real_shed(now_s, *args)
+        sheds.append((now_s, shed))
+        return shed
+
+    monkeypatch.setattr(AgentflowPolicy, "_plan", recording_plan)
+    monkeypatch.setattr(policy_module, "jobs_to_shed", recording_shed)
+    outcomes = Simulation(trace, deployment).run()
+
+    assert all(o.finish_reason is FinishReason.LENGTH for o in outcomes)
+    given_up = [(now_s, shed) for now_s, shed in sheds if shed]
+    assert given_up
+    for now_s, shed in given_up:
+        replan = [views for t, views in plans if t == now_s][-1]
+        assert not any(replan[rid] for rid in shed)

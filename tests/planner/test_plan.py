@@ -17,7 +17,10 @@ from agentflow.planner import (
     make_planner,
     plan,
 )
+from agentflow.planner.batch import build_step_plan
+from agentflow.planner.fast import admit_greedy
 from agentflow.planner.grid import Grid
+from agentflow.planner.problem import build_problem
 
 from .factories import (
     PREDICTOR,
@@ -350,3 +353,23 @@ def test_when_a_prompt_can_spare_some_time_the_earliest_due_ahead_decoders_ride(
     assert num_riders == sorted(num_riders)  # more room, never fewer riders
     assert num_riders[0] == 0 and num_riders[-1] == len(ahead)
     assert any(0 < n < len(ahead) for n in num_riders)
+
+
+def test_a_planner_that_keeps_no_prompt_margin_gets_the_same_riders():
+    # The exact planner hands on no margin (`Admission.prompt_margin_s` is None); the layout
+    # then works it out from a fresh ledger, and must reach the fast planner's decision.
+    rng = np.random.default_rng(5)
+    config = make_config()
+    num_with_riders = 0
+    for _ in range(40):
+        now, running, waiting = random_instance(rng, 24, 8)
+        problem = build_problem(now, running, waiting, PREDICTOR, config)
+        admission = admit_greedy(problem, config)
+        kept = build_step_plan(problem, admission, PREDICTOR, config)
+        worked_out = build_step_plan(
+            problem, replace(admission, prompt_margin_s=None), PREDICTOR, config
+        )
+        assert worked_out == kept
+        by_id = {r.request_id: r for r in (*running, *waiting)}
+        num_with_riders += any(_is_ahead(by_id[i], now, kept) for i in kept.decode_ids)
+    assert num_with_riders > 0

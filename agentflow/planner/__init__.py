@@ -11,7 +11,7 @@ from agentflow.planner.dp import ExactPlanner
 from agentflow.planner.fast import FastPlanner
 from agentflow.planner.fitting import evaluate, mape, r2_score
 from agentflow.planner.horizon import StepBound, plan_within_bound
-from agentflow.planner.overload import jobs_to_shed
+from agentflow.planner.overload import demoted, jobs_to_shed
 from agentflow.planner.plan import Planner, make_planner, plan
 from agentflow.planner.predictor import (
     AffinePiece,
@@ -41,6 +41,7 @@ __all__ = [
     "StepTimePredictor",
     "choose_spec_lengths",
     "chunk_context_tokens",
+    "demoted",
     "derive_tiers",
     "evaluate",
     "expected_tokens",

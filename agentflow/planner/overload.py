@@ -12,7 +12,7 @@ planner's admission pass, applied to the admitted jobs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -23,7 +23,7 @@ from agentflow.planner.predictor import StepTimePredictor
 from agentflow.planner.problem import build_problem
 from agentflow.planner.request import PlanRequest
 
-__all__ = ["jobs_to_shed"]
+__all__ = ["demoted", "jobs_to_shed"]
 
 
 def jobs_to_shed(
@@ -45,3 +45,11 @@ def jobs_to_shed(
     kept = admit_greedy(offered, config).admitted
     shed = np.flatnonzero(problem.is_old & ~kept).tolist()
     return tuple(problem.requests[j].request_id for j in shed)  # in deadline order
+
+
+def demoted(requests: Sequence[PlanRequest], request_ids: Collection[str]) -> list[PlanRequest]:
+    """`requests` with those in `request_ids` no longer admitted (for the re-plan after a shed)."""
+    return [
+        replace(r, is_admitted=False) if r.is_admitted and r.request_id in request_ids else r
+        for r in requests
+    ]

@@ -5,8 +5,8 @@ from agentflow.planner.dp import solve_dp
 from agentflow.planner.fast import admit_greedy
 from agentflow.planner.feasibility import check_admission
 from agentflow.planner.ledger import least_prompt_margin_s
-from agentflow.planner.problem import build_problem
-from agentflow.planner.step_plan import Rejection
+from agentflow.planner.problem import PlanningProblem, build_problem
+from agentflow.planner.step_plan import Admission, Rejection
 
 from .factories import PREDICTOR, instance_strategy, make_config, make_request
 
@@ -22,12 +22,17 @@ def test_fast_admits_within_one_of_exact_on_small_instances(instance):
     assert int(exact.admitted.sum()) - 1 <= int(fast.admitted.sum()) <= int(exact.admitted.sum())
 
 
+def _admit(instance) -> tuple[PlanningProblem, Admission]:
+    """The fast planner's admission for a generated instance."""
+    now, running, waiting, config = instance
+    problem = build_problem(now, running, waiting, PREDICTOR, config)
+    return problem, admit_greedy(problem, config)
+
+
 @settings(max_examples=150, deadline=None, database=None)
 @given(instance_strategy(max_running=20, max_waiting=30))
 def test_fast_admission_passes_the_reference_feasibility_check(instance):
-    now, running, waiting, config = instance
-    problem = build_problem(now, running, waiting, PREDICTOR, config)
-    admission = admit_greedy(problem, config)
+    problem, admission = _admit(instance)
     assert bool(problem.is_old[~admission.admitted].any()) is False
     if not admission.is_overloaded:
         assert check_admission(problem, admission.admitted).is_feasible
@@ -78,9 +83,7 @@ def test_a_tight_cadence_request_that_blocks_two_others_is_traded_for_both():
 def test_the_prompt_margin_fast_hands_on_is_that_of_its_admitted_set(instance):
     # The step layout lets ahead-of-schedule decoders spend this margin: after the greedy's
     # swaps and retries it must still describe the set it admitted.
-    now, running, waiting, config = instance
-    problem = build_problem(now, running, waiting, PREDICTOR, config)
-    admission = admit_greedy(problem, config)
+    problem, admission = _admit(instance)
     if admission.is_overloaded:
         return
     fresh = least_prompt_margin_s(problem, admission.admitted)

@@ -45,6 +45,7 @@ from agentflow.planner import (
     StepSample,
     StepTimePredictor,
     chunk_context_tokens,
+    demoted,
     jobs_to_shed,
     make_planner,
     plan_within_bound,
@@ -320,8 +321,8 @@ class SLOSchedulerMixin(StepTimingMixin):
                 if shed:
                     self._lost_ids.update(shed)
                     self._write({"event": "shed", "request_ids": list(shed)})
-                    running = [self._demoted(r) for r in running]
-                    waiting = [self._demoted(r) for r in waiting]
+                    running = demoted(running, self._lost_ids)
+                    waiting = demoted(waiting, self._lost_ids)
                     plan = self._plan_bounded(now_s, running, waiting)
         except Exception:  # a planner bug must not stall serving: fall back to EDF this step
             logger.exception("agentflow planner failed; serving this step in deadline order")
@@ -394,11 +395,6 @@ class SLOSchedulerMixin(StepTimingMixin):
             self._write({"event": "lost", "request_id": rid})
             return replace(plan_request, is_admitted=False)
         return plan_request
-
-    def _demoted(self, request: PlanRequest) -> PlanRequest:
-        if request.is_admitted and request.request_id in self._lost_ids:
-            return replace(request, is_admitted=False)
-        return request
 
     def _schedule_with(self, plan: StepPlan, throttle_prefills: bool) -> SchedulerOutput:
         # 1. Decide everything first, touching no scheduler state: a bug here must cost one

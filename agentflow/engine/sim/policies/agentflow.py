@@ -34,7 +34,6 @@ vLLM.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
 from agentflow.engine.sim.instance import Batch, Instance
 from agentflow.engine.sim.policies.fcfs import room_for
@@ -48,6 +47,7 @@ from agentflow.planner import (
     StepPlan,
     StepTimePredictor,
     chunk_context_tokens,
+    demoted,
     jobs_to_shed,
     plan_within_bound,
     spare_step_limit_s,
@@ -195,11 +195,6 @@ def _next_token_due_s(request: SimRequest) -> float:
     return origin_s + request.num_generated * request.tpot_s
 
 
-def _demoted(views: list[PlanRequest], request_ids: set[str]) -> list[PlanRequest]:
-    """`views` with the requests in `request_ids` no longer admitted."""
-    return [replace(v, is_admitted=False) if v.request_id in request_ids else v for v in views]
-
-
 class AgentflowPolicy:
     """Per-step SLO planning with admission control and a best-effort lane.
 
@@ -250,7 +245,7 @@ class AgentflowPolicy:
             for rid in shed:
                 by_id[rid].is_admitted = False
             if shed:
-                jobs = (_demoted(jobs[0], shed), _demoted(jobs[1], shed))
+                jobs = (demoted(jobs[0], shed), demoted(jobs[1], shed))
                 plan = self._plan(now_s, jobs)
         self.num_plans += 1
         admitted = set(plan.admitted_ids)

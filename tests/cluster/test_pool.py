@@ -142,14 +142,18 @@ async def test_an_engine_failure_reaches_the_caller_and_the_pool_goes_on(pool):
 
 
 async def test_a_burst_keeps_admitted_requests_on_slo_and_serves_the_rest_best_effort(pool):
-    requests = [_request(f"burst{i}") for i in range(24)]
+    # A TTFT budget of several waves: a request promoted from the central lane when a seat
+    # frees has most of it left, so a stall of a loaded 2-core box (Ray hops of a few hundred
+    # ms) cannot make it late. At 500 ms, the last promoted had ~150 ms to spare.
+    requests = [_request(f"burst{i}", ttft_ms=2000.0) for i in range(24)]
     outcomes = await _run_all(pool, requests)
 
     assert len(outcomes) == 24 and all(o.finished and o.error is None for o in outcomes.values())
     admitted = [o for o in outcomes.values() if o.lanes == {"admitted"}]
     best_effort = [o for o in outcomes.values() if "best_effort" in o.lanes]
     assert len(admitted) >= 6 and best_effort, "6 seats: the rest of the burst is best-effort"
-    assert all(o.slo_met() for o in admitted)
+    late = {o.request.request_id: round(o.token_times_ms[0]) for o in admitted if not o.slo_met()}
+    assert not late, f"admitted requests late (first token, ms): {late}"
     assert all(len(o.token_times_ms) == 10 for o in outcomes.values())
     assert pool.stats().num_waiting == 0
 

@@ -46,15 +46,25 @@ import anyio
 import numpy as np
 
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+from agentflow.engine.vllm.profile_store import load_profile
 from agentflow.engine.vllm.profiling import fit_now
 from agentflow.models import resolve_model
+from agentflow.planner import StepTimePredictor
 from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
 from agentflow.workloads.capacity import ProbeResult, bisect_capacity
-from agentflow.workloads.cpu_mix import CLASSES, at_rate, build_workload
+from agentflow.workloads.cpu_mix import (
+    SLOClass,
+    at_rate,
+    build_workload,
+    classes_for,
+    slowdown,
+)
 
 RESULTS = Path(__file__).parent / "results"
 POLICIES = ("fcfs", "edf", "agentflow")
 DRAIN_LIMIT_S = 20.0
+CODING_CONTEXT_TOKENS = 256
+"""Context of a typical coding request mid-decode: the lone decode step the TPOTs follow."""
 
 
 def score(outcomes: list[ReplayOutcome], rate_rps: float, wall_s: float) -> ProbeResult:
@@ -134,7 +144,7 @@ async def capacity_of(
                     cls.name: float(
                         np.mean([o.slo_met for o in outcomes if o.request.slo_class == cls.name])
                     )
-                    for cls in CLASSES
+                    for cls in args.classes
                 },
             }
         )
@@ -157,7 +167,7 @@ async def capacity_of(
     found = await anyio.to_thread.run_sync(
         lambda: bisect_capacity(
             evaluate,
-            start_rps=args.start_rps,
+            start_rps=args.start_rps / args.slowdown,
             resolution=args.resolution,
             min_rps=0.05,
             max_rps=64.0,
@@ -176,12 +186,21 @@ async def capacity_of(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     model = resolve_model(args.model)
-    workload = build_workload(args.requests, args.arrivals, args.seed)
     # One model for every policy: it sets the TTFT budgets (a multiple of the predicted
-    # isolated prefill), which must not differ between the policies compared. Fitted with the
-    # planner on, as agentflow's real steps include planning.
+    # isolated prefill) and the TPOTs (`classes_for`), which must not differ between the
+    # policies compared. Fitted with the planner on, as agentflow's real steps include planning.
     fit_config = engine_config(model, "agentflow")
-    predictor = await fit_now(fit_config, planner="fast") if args.calibrate else None
+    predictor = (
+        await fit_now(fit_config, planner="fast")
+        if args.calibrate
+        else load_profile(model, fit_config.dtype) or StepTimePredictor.default_cpu()
+    )
+    lone_decode_ms = predictor.step_time_s(0, 1, CODING_CONTEXT_TOKENS) * 1e3
+    args.classes = classes_for(lone_decode_ms)
+    # On a machine slower than the reference, capacity falls with it: start the search there.
+    args.slowdown = slowdown(lone_decode_ms)
+    print(f"lone decode step {lone_decode_ms:.0f} ms: {_slo_scale(args.classes)}", flush=True)
+    workload = build_workload(args.requests, args.arrivals, args.seed, args.classes)
     results: dict[str, Any] = {}
     # Every policy's engine stays up and their probes alternate (one engine serves at a time):
     # bisected one after another, the machine's drift over the run landed on the ratios. Idle
@@ -271,6 +290,14 @@ def main() -> None:
     _write_results(args, name, results, wall_s, fields)
 
 
+def _slo_scale(classes: tuple[SLOClass, ...]) -> str:
+    tpots = sorted({c.tpot_ms for c in classes})
+    return (
+        f"CPU: tight TPOT {tpots[0]:.0f} ms, loose {tpots[-1]:.0f} ms (2.5x / 7.5x the lone"
+        " decode step, at least 50 / 150 ms); TTFT 3x/5x isolated prefill"
+    )
+
+
 def _positive_rate(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -329,8 +356,8 @@ def _write_results(
         "step_time_model": "fitted at the start of the run (quick grid, planner on)"
         if args.calibrate
         else "the cached `agentflow profile` fit",
-        "slo_scale": "CPU: tight TPOT 50 ms, loose 150 ms; TTFT 3x/5x isolated prefill",
-        "classes": [asdict(c) for c in CLASSES],
+        "slo_scale": _slo_scale(args.classes),
+        "classes": [asdict(c) for c in args.classes],
         "num_speculative_tokens": args.speculation,
         **fields,
         "policies": {RESULT_NAMES.get(p, p): r for p, r in results.items()},

@@ -9,7 +9,7 @@ requests arrive at every rate. Used by the real-engine capacity and sim-vs-real 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,15 @@ from agentflow.runtime.replay import TraceRequest
 from agentflow.workloads.arrivals import PoissonArrivals, TraceArrivals
 from agentflow.workloads.azure import load_azure_trace
 
-__all__ = ["CLASSES", "SLOClass", "at_rate", "build_workload"]
+__all__ = [
+    "CLASSES",
+    "REFERENCE_DECODE_MS",
+    "SLOClass",
+    "at_rate",
+    "build_workload",
+    "classes_for",
+    "slowdown",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +43,10 @@ class SLOClass:
     source: str
 
 
-# Tight TPOT ≈ 2.5x the single-stream decode step (~20 ms here), loose ≈ 7x (DESIGN.md §6).
+REFERENCE_DECODE_MS = 20.0
+"""The single-stream decode step the classes' TPOTs are set against (DESIGN.md §6)."""
+
+# Tight TPOT = 2.5x the reference single-stream decode step, loose = 7.5x.
 CLASSES = (
     SLOClass("coding", 0.4, 5.0, 50.0, 1 / 16, (32, 384), (32, 128), "code"),
     SLOClass("summarization", 0.3, 3.0, 150.0, 1 / 4, (256, 1024), (16, 48), "conv"),
@@ -43,8 +54,39 @@ CLASSES = (
 )
 
 
-def build_workload(num_requests: int, arrivals: str, seed: int) -> list[TraceRequest]:
-    """The fixed request mix, with arrivals at rate 1 (time-scaled per probe)."""
+def classes_for(lone_decode_ms: float) -> tuple[SLOClass, ...]:
+    """The classes on a machine whose single-stream decode step takes `lone_decode_ms`.
+
+    TTFT budgets already follow the machine (a multiple of its predicted prefill); TPOT must
+    too, or a CPU slower than the reference misses every tight-TPOT request under any policy
+    (a 2-core float32 Xeon decodes one sequence in 87 ms, against a 50 ms tight TPOT). On a
+    machine at least as fast as the reference the TPOTs stay as set, so results compare.
+
+    Raises:
+        ValueError: `lone_decode_ms` is not a positive finite number.
+    """
+    scale = slowdown(lone_decode_ms)
+    return tuple(replace(c, tpot_ms=c.tpot_ms * scale) for c in CLASSES)
+
+
+def slowdown(lone_decode_ms: float) -> float:
+    """How much slower than the reference this machine decodes (1.0 if it is not slower).
+
+    Raises:
+        ValueError: `lone_decode_ms` is not a positive finite number.
+    """
+    if not 0.0 < lone_decode_ms < float("inf"):
+        raise ValueError(f"lone_decode_ms must be a positive number of ms, got {lone_decode_ms}")
+    return max(1.0, lone_decode_ms / REFERENCE_DECODE_MS)
+
+
+def build_workload(
+    num_requests: int, arrivals: str, seed: int, classes: tuple[SLOClass, ...] = CLASSES
+) -> list[TraceRequest]:
+    """The fixed request mix, with arrivals at rate 1 (time-scaled per probe).
+
+    `classes` changes only the SLOs (`classes_for`): lengths and arrivals do not depend on it.
+    """
     rng = np.random.default_rng(seed)
     traces = {kind: load_azure_trace(kind) for kind in ("code", "conv")}
     process: Any = (
@@ -53,10 +95,10 @@ def build_workload(num_requests: int, arrivals: str, seed: int) -> list[TraceReq
         else PoissonArrivals()
     )
     times = process.times(num_requests, 1.0, rng)
-    kinds = rng.choice(len(CLASSES), size=num_requests, p=[c.share for c in CLASSES])
+    kinds = rng.choice(len(classes), size=num_requests, p=[c.share for c in classes])
     requests = []
     for arrival_s, kind in zip(times, kinds, strict=True):
-        cls = CLASSES[int(kind)]
+        cls = classes[int(kind)]
         trace = traces[cls.source]
         row = int(rng.integers(0, len(trace)))
         prompt = int(np.clip(trace.prompt_tokens[row] * cls.prompt_scale, *cls.prompt_range))

@@ -1,6 +1,16 @@
 """The CPU-scale mixed workload used by the real-engine benchmarks."""
 
-from agentflow.workloads.cpu_mix import CLASSES, at_rate, build_workload
+import math
+
+import pytest
+
+from agentflow.workloads.cpu_mix import (
+    CLASSES,
+    REFERENCE_DECODE_MS,
+    at_rate,
+    build_workload,
+    classes_for,
+)
 
 
 def test_workload_mixes_the_three_slo_classes_within_their_length_ranges():
@@ -20,3 +30,26 @@ def test_at_rate_time_scales_the_same_requests():
     assert [r.prompt_tokens for r in fast] == [r.prompt_tokens for r in slow]
     assert fast[-1].arrival_s * 10 == slow[-1].arrival_s
     assert build_workload(50, "bursty", seed=0) == workload  # deterministic
+
+
+def test_on_a_machine_slower_than_the_reference_the_tpots_scale_with_its_decode_step():
+    slower = classes_for(REFERENCE_DECODE_MS * 4.35)  # a 2-core float32 Xeon: 87 ms
+    assert [c.tpot_ms for c in slower] == pytest.approx([c.tpot_ms * 4.35 for c in CLASSES])
+    assert [c.ttft_slowdown for c in slower] == [c.ttft_slowdown for c in CLASSES]
+    # Only the SLOs change: the same requests arrive at the same times.
+    scaled, plain = build_workload(40, "poisson", 3, slower), build_workload(40, "poisson", 3)
+    assert [(r.arrival_s, r.prompt_tokens, r.output_tokens) for r in scaled] == [
+        (r.arrival_s, r.prompt_tokens, r.output_tokens) for r in plain
+    ]
+    assert {r.tpot_ms for r in scaled} == {c.tpot_ms for c in slower}
+
+
+def test_on_a_machine_at_least_as_fast_as_the_reference_the_classes_stay_as_set():
+    assert classes_for(REFERENCE_DECODE_MS) == CLASSES
+    assert classes_for(REFERENCE_DECODE_MS / 3) == CLASSES
+
+
+@pytest.mark.parametrize("bad", [0.0, -5.0, math.nan, math.inf])
+def test_a_decode_step_that_is_not_a_positive_time_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="lone_decode_ms"):
+        classes_for(bad)

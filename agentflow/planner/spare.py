@@ -85,32 +85,40 @@ class SpareBudget:
         self.num_prefill_tokens = num_prefill_tokens
         self.num_prefill_pairs = num_prefill_pairs
 
-    def fits_decode(self, num_context_tokens: int) -> bool:
-        """Whether one more one-token decode over this many cached tokens fits."""
-        if self.tokens_left <= 0:
+    def fits_decode(self, num_context_tokens: int, num_drafts: int = 0) -> bool:
+        """Whether one more decode over this many cached tokens fits.
+
+        With speculation it also verifies `num_drafts` draft tokens: each takes a token of the
+        step's budget and its share of the step's time.
+        """
+        if self.tokens_left < 1 + num_drafts:
             return False
         step_s = self.predictor.step_time_s(
             self.num_prefill_tokens,
             self.num_decodes + 1,
             self.num_context_tokens + num_context_tokens,
-            self.num_spec_tokens,
+            self.num_spec_tokens + num_drafts,
             self.num_prefill_pairs,
         )
         return step_s <= self.limit_s
 
-    def add_decode(self, num_context_tokens: int) -> None:
-        """Count a decode the step took."""
+    def add_decode(self, num_context_tokens: int, num_drafts: int = 0) -> None:
+        """Count a decode the step took (verifying `num_drafts` drafts)."""
         self.num_decodes += 1
         self.num_context_tokens += num_context_tokens
-        self.tokens_left -= 1
+        self.num_spec_tokens += num_drafts
+        self.tokens_left -= 1 + num_drafts
 
-    def take_decodes(self, num_context_tokens: Iterable[int]) -> int:
-        """Count in the leading one-token decodes that fit, in order; returns how many."""
+    def take_decodes(self, decodes: Iterable[tuple[int, int]]) -> int:
+        """Count in the leading decodes that fit, in order; returns how many.
+
+        `decodes`: (cached tokens, drafts verified) of each decode.
+        """
         taken = 0
-        for context in num_context_tokens:
-            if not self.fits_decode(context):
+        for context, num_drafts in decodes:
+            if not self.fits_decode(context, num_drafts):
                 break
-            self.add_decode(context)
+            self.add_decode(context, num_drafts)
             taken += 1
         return taken
 

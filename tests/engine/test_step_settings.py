@@ -84,3 +84,31 @@ def test_ahead_of_schedule_admitted_decoders_ride_along_only_within_the_plans_ti
     assert settings.hidden_ids == frozenset(f"d{i}" for i in range(20, 40))
     assert settings.token_budget == 20
     assert settings.decode_rank_by_id["d0"] == 0
+
+
+def test_ahead_of_schedule_decoders_that_verify_drafts_are_priced_with_their_drafts():
+    fast = StepTimePredictor([AffinePiece(0.010, 1e-4, 5e-4, 0.0, 1e-4)])
+    running = [_decoder(f"d{i}") for i in range(40)]
+    for request in running:
+        request.spec_token_ids = [7, 7, 7, 7]
+    plan = dataclasses.replace(
+        _plan_with_nothing_admitted(4096),
+        admitted_ids=tuple(r.request_id for r in running),
+        decode_ids=("d0",),
+        num_decode_tokens=1,
+        step_time_budget_s=0.020,
+    )
+    settings = settings_for(
+        plan,
+        running=running,
+        predictor=fast,
+        max_spare_step_s=0.05,
+        max_tokens_cap=8192,
+        draft_limits={r.request_id: 3 for r in running},
+    )
+    # Each decode verifies 3 of its drafts: 0.5 ms + 3 x 0.1 ms. d0 is in the plan; 10 ms of
+    # room seats it and 11 more (12 x 0.8 = 9.6 ms), where pricing them as one-token decodes
+    # seated 19 more and ran the step 6 ms past d0's deadline. The last 0.4 ms is 4 prompt
+    # tokens of spare room.
+    assert settings.hidden_ids == frozenset(f"d{i}" for i in range(12, 40))
+    assert settings.token_budget == 12 * 4 + 4

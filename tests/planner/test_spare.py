@@ -44,3 +44,20 @@ def test_work_already_in_the_step_counts_against_the_limit():
     half_full = SpareBudget(predictor, limit_s=0.05, max_tokens=1000, num_prefill_tokens=20)
     assert empty.prefill_tokens() == 40
     assert half_full.prefill_tokens() == 20
+
+
+def test_a_decode_that_verifies_drafts_is_priced_with_them():
+    # A decode and a draft token cost 1 ms each beside a 10 ms step overhead.
+    predictor = _predictor(0.010, 1e-3, 1e-3)
+    plain = SpareBudget(predictor, limit_s=0.0505, max_tokens=1000)
+    speculative = SpareBudget(predictor, limit_s=0.0505, max_tokens=1000)
+    assert plain.take_decodes([(0, 0)] * 100) == 40
+    assert speculative.take_decodes([(0, 3)] * 100) == 10
+
+
+def test_drafts_take_tokens_of_the_plans_spare_budget():
+    budget = SpareBudget(_predictor(0.010, 1e-6, 1e-6), limit_s=1.0, max_tokens=5)
+    assert not budget.fits_decode(0, num_drafts=5)
+    assert budget.fits_decode(0, num_drafts=4)
+    budget.add_decode(0, num_drafts=4)
+    assert budget.tokens_left == 0 and budget.prefill_tokens() == 0

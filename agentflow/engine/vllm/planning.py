@@ -114,8 +114,11 @@ def settings_for(
     }
     limits = draft_limits or {}
 
+    def drafts_of(request: Request) -> int:
+        return min(len(request.spec_token_ids), limits.get(request.request_id, 0))
+
     def num_drafts(requests: Sequence[Request]) -> int:
-        return sum(min(len(r.spec_token_ids), limits.get(r.request_id, 0)) for r in requests)
+        return sum(drafts_of(r) for r in requests)
 
     planned_prefill = sum(chunks.values())
     by_id = {r.request_id: r for r in running}
@@ -128,13 +131,17 @@ def settings_for(
         spare_step_limit_s(predictor, max_spare_step_s, plan.step_time_budget_s),
         plan.num_spare_tokens,
         num_decodes=len(planned_decoders),
-        num_context_tokens=sum(_contexts(planned_decoders)),
+        num_context_tokens=sum(context for _, context in _contexts(planned_decoders)),
         num_spec_tokens=num_drafts(planned_decoders),
         num_prefill_tokens=planned_prefill,
         num_prefill_pairs=pairs,
     )
-    kept_ahead = ahead_decoders[: spare.take_decodes(_contexts(ahead_decoders))]
-    kept_best_effort = best_effort_decoders[: spare.take_decodes(_contexts(best_effort_decoders))]
+    # An ahead-of-schedule admitted decoder verifies its drafts (priced so); a best-effort
+    # one verifies none (`verify_limits` below holds admitted requests only).
+    ahead_decodes = ((context, drafts_of(r)) for r, context in _contexts(ahead_decoders))
+    kept_ahead = ahead_decoders[: spare.take_decodes(ahead_decodes)]
+    best_effort_decodes = ((context, 0) for _, context in _contexts(best_effort_decoders))
+    kept_best_effort = best_effort_decoders[: spare.take_decodes(best_effort_decodes)]
     spare_prefill = spare.prefill_tokens()
     running_admitted = [*planned_decoders, *kept_ahead]
     verify_limits = {
@@ -168,9 +175,9 @@ def settings_for(
     )
 
 
-def _contexts(decoders: Sequence[Request]) -> Iterator[int]:
-    """The tokens each decoder's next decode attends to."""
-    return (r.num_computed_tokens + 1 for r in decoders)
+def _contexts(decoders: Sequence[Request]) -> Iterator[tuple[Request, int]]:
+    """Each decoder with the tokens its next decode attends to."""
+    return ((r, r.num_computed_tokens + 1) for r in decoders)
 
 
 def _is_decoding(request: Request) -> bool:

@@ -340,10 +340,11 @@ class AgentflowPolicy:
             context = request.num_computed + 1
             if layout.is_scheduled(request):
                 continue
-            if not spare.fits_decode(context):
+            num_verified = spec_len(request)
+            if not spare.fits_decode(context, num_drafts=num_verified - 1):
                 break
-            if layout.decode(request, may_preempt=False, spec_len=spec_len(request)):
-                spare.add_decode(context)
+            if layout.decode(request, may_preempt=False, spec_len=num_verified):
+                spare.add_decode(context, num_drafts=num_verified - 1)
         for request in running:
             if not request.is_admitted and request.is_decoding:
                 context = request.num_computed + 1

@@ -57,14 +57,13 @@ from agentflow.workloads.cpu_mix import (
     at_rate,
     build_workload,
     classes_for,
+    lone_decode_ms,
     slowdown,
 )
 
 RESULTS = Path(__file__).parent / "results"
 POLICIES = ("fcfs", "edf", "agentflow")
 DRAIN_LIMIT_S = 20.0
-CODING_CONTEXT_TOKENS = 256
-"""Context of a typical coding request mid-decode: the lone decode step the TPOTs follow."""
 
 
 def score(outcomes: list[ReplayOutcome], rate_rps: float, wall_s: float) -> ProbeResult:
@@ -195,11 +194,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.calibrate
         else load_profile(model, fit_config.dtype) or StepTimePredictor.default_cpu()
     )
-    lone_decode_ms = predictor.step_time_s(0, 1, CODING_CONTEXT_TOKENS) * 1e3
-    args.classes = classes_for(lone_decode_ms)
+    decode_ms = lone_decode_ms(predictor)
+    args.classes = classes_for(decode_ms)
     # On a machine slower than the reference, capacity falls with it: start the search there.
-    args.slowdown = slowdown(lone_decode_ms)
-    print(f"lone decode step {lone_decode_ms:.0f} ms: {_slo_scale(args.classes)}", flush=True)
+    args.slowdown = slowdown(decode_ms)
+    print(f"lone decode step {decode_ms:.0f} ms: {_slo_scale(args.classes)}", flush=True)
     workload = build_workload(args.requests, args.arrivals, args.seed, args.classes)
     results: dict[str, Any] = {}
     # Every policy's engine stays up and their probes alternate (one engine serves at a time):

@@ -4,7 +4,8 @@ The mixed CPU workload of benchmarks/capacity.py (coding, summarization, chat) i
 fixed rates on the real engine (SmolLM2-135M, 2 cores) and on the simulator, one per policy;
 the simulator gets the exact prompt token counts and TTFT budgets the real run used. For each
 policy and rate we compare p50/p99 TTFT, p50/p99 TPOT and attainment. Target: every figure
-within 10 %.
+within 10 %. On a machine that decodes slower than the one the workload was set on (a 20 ms
+single-stream step), the TPOTs and the rates follow its decode step, as in capacity.py.
 
 The simulator runs twice, with two step-time profiles:
 - `sim`, fitted on this machine just before the policy's run (held out from it): the engine
@@ -51,8 +52,14 @@ from agentflow.engine.vllm.profiling import fit_now, steps_from_trace
 from agentflow.metrics.attainment import judge_slo
 from agentflow.models import resolve_model
 from agentflow.planner import StepTimePredictor
-from agentflow.runtime.replay import ReplayOutcome, replay
-from agentflow.workloads.cpu_mix import at_rate, build_workload
+from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
+from agentflow.workloads.cpu_mix import (
+    at_rate,
+    build_workload,
+    classes_for,
+    lone_decode_ms,
+    slowdown,
+)
 
 RESULTS = Path(__file__).parent / "results"
 SIM_POLICY = {"fcfs": "vllm", "agentflow": "agentflow"}
@@ -118,7 +125,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     cached = None if args.calibrate else load_profile(model)
     if not args.calibrate and cached is None:
         raise SystemExit("no fitted profile for this model: run `agentflow profile` first")
-    workload = build_workload(args.requests, "poisson", args.seed)
+    workload: list[TraceRequest] = []
+    rates: list[float] = []
     rows = []
     for policy in args.policies:
         if cached is None:
@@ -128,13 +136,20 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             fitted = await fit_now(VLLMEngineConfig(model=model), planner=planner)
         else:
             fitted = cached
+        if not workload:
+            # As in benchmarks/capacity.py: on a machine slower than the one the SLOs and
+            # rates were set on, both follow its decode step (one workload for every policy).
+            decode_ms = lone_decode_ms(fitted)
+            workload = build_workload(args.requests, "poisson", args.seed, classes_for(decode_ms))
+            rates = [rate / slowdown(decode_ms) for rate in args.rates]
+            print(f"lone decode step {decode_ms:.0f} ms: rates {[round(r, 2) for r in rates]}")
         runs = []
         with tempfile.TemporaryDirectory(prefix="sim-vs-real-") as tmp:
             trace = Path(tmp) / "steps.jsonl"
             config = VLLMEngineConfig(model=model, policy=policy, trace_path=trace)
             async with VLLMEngine(config) as engine:
                 trace.write_text("")  # warm-up steps are not the run's
-                for rate in args.rates:
+                for rate in rates:
                     repeats = []
                     for repeat in range(args.repeats):
                         name = f"{policy}-{rate}-{repeat}"  # fresh prompts: no prefix hits
@@ -190,7 +205,14 @@ def _mean(figures: list[dict[str, float]]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", type=float, nargs="+", default=[2.0, 6.0])
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="+",
+        default=[2.0, 6.0],
+        help="req/s on a machine with a 20 ms decode step; divided by how much slower this"
+        " one decodes (`agentflow.workloads.cpu_mix.slowdown`)",
+    )
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument(
         "--repeats",

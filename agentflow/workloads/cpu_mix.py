@@ -10,13 +10,16 @@ requests arrive at every rate. Used by the real-engine capacity and sim-vs-real 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agentflow.runtime.replay import TraceRequest
 from agentflow.workloads.arrivals import PoissonArrivals, TraceArrivals
 from agentflow.workloads.azure import load_azure_trace
+
+if TYPE_CHECKING:
+    from agentflow.planner import StepTimePredictor
 
 __all__ = [
     "CLASSES",
@@ -25,6 +28,7 @@ __all__ = [
     "at_rate",
     "build_workload",
     "classes_for",
+    "lone_decode_ms",
     "slowdown",
 ]
 
@@ -45,6 +49,8 @@ class SLOClass:
 
 REFERENCE_DECODE_MS = 20.0
 """The single-stream decode step the classes' TPOTs are set against (DESIGN.md §6)."""
+CODING_CONTEXT_TOKENS = 256
+"""Cached tokens of a typical coding request mid-decode: where `lone_decode_ms` is read."""
 
 # Tight TPOT = 2.5x the reference single-stream decode step, loose = 7.5x.
 CLASSES = (
@@ -67,6 +73,11 @@ def classes_for(lone_decode_ms: float) -> tuple[SLOClass, ...]:
     """
     scale = slowdown(lone_decode_ms)
     return tuple(replace(c, tpot_ms=c.tpot_ms * scale) for c in CLASSES)
+
+
+def lone_decode_ms(predictor: StepTimePredictor) -> float:
+    """The engine's single-stream decode step of a typical coding request, in ms."""
+    return predictor.step_time_s(0, 1, CODING_CONTEXT_TOKENS) * 1e3
 
 
 def slowdown(lone_decode_ms: float) -> float:

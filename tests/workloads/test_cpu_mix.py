@@ -4,12 +4,14 @@ import math
 
 import pytest
 
+from agentflow.planner import AffinePiece, StepTimePredictor
 from agentflow.workloads.cpu_mix import (
     CLASSES,
     REFERENCE_DECODE_MS,
     at_rate,
     build_workload,
     classes_for,
+    lone_decode_ms,
 )
 
 
@@ -47,6 +49,13 @@ def test_on_a_machine_slower_than_the_reference_the_tpots_scale_with_its_decode_
 def test_on_a_machine_at_least_as_fast_as_the_reference_the_classes_stay_as_set():
     assert classes_for(REFERENCE_DECODE_MS) == CLASSES
     assert classes_for(REFERENCE_DECODE_MS / 3) == CLASSES
+    # The packaged CPU profile (the machine the classes were set on) keeps them.
+    assert classes_for(lone_decode_ms(StepTimePredictor.default_cpu())) == CLASSES
+
+
+def test_the_decode_step_the_classes_follow_is_a_lone_decoder_mid_way_through_a_coding_request():
+    fitted_here = StepTimePredictor([AffinePiece(0.083, 2.13e-3, 2.3e-3, 7.3e-6, 0.0)])
+    assert lone_decode_ms(fitted_here) == pytest.approx((0.083 + 2.3e-3 + 256 * 7.3e-6) * 1e3)
 
 
 @pytest.mark.parametrize("bad", [0.0, -5.0, math.nan, math.inf])

@@ -211,7 +211,7 @@ class VLLMSpec:
         if not isinstance(engine, VLLMEngine):
             raise ConfigError(f"VLLMSpec: expected a VLLMEngine, got {type(engine).__name__}")
         predictor = engine.predictor
-        num_blocks, block_size = _vllm_kv_shape(engine)
+        num_blocks, block_size = engine.kv_cache_shape
         cfg = self.config
         return PlannerView(
             predictor_json=predictor.to_json(),
@@ -246,20 +246,3 @@ class VLLMSpec:
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(str(self.config.model))
-
-
-def _vllm_kv_shape(engine: Engine) -> tuple[int, int]:
-    """(KV blocks, tokens per block) that the started vLLM engine allocated.
-
-    vLLM's frontend learns the block count from the engine core at start-up and keeps it in
-    its `vllm_config`. `VLLMEngine` does not expose its `AsyncLLM`, so this reads the private
-    attribute.
-    TODO(cluster): read a public `VLLMEngine.kv_cache_shape` once the engine exposes one.
-    """
-    llm = getattr(engine, "_llm", None)
-    cache = getattr(getattr(llm, "vllm_config", None), "cache_config", None)
-    num_blocks = getattr(cache, "num_gpu_blocks", None)
-    block_size = getattr(cache, "block_size", None)
-    if not isinstance(num_blocks, int) or not isinstance(block_size, int) or num_blocks < 1:
-        raise ConfigError("vLLM replica: cannot read the KV cache size of the started engine")
-    return num_blocks, block_size

@@ -12,6 +12,7 @@ import pytest
 import agentflow as af
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
 from agentflow.engine.vllm.dtype import cpu_has_native_bf16
+from agentflow.errors import EngineError
 from agentflow.runtime import ProgramStatus, Runtime
 from tests.processes import engine_processes
 
@@ -183,6 +184,15 @@ async def test_a_follow_up_priced_with_its_cached_prefix_is_admitted(engine):
     first, second = result.stages
     assert first.best_effort is False
     assert second.best_effort is False
+
+
+async def test_the_started_engine_reports_the_kv_cache_it_allocated(engine, tiny_model_dir):
+    # The pool's router plans admissions against this size.
+    num_blocks, block_size = engine.kv_cache_shape
+    assert block_size > 0 and num_blocks * block_size >= 1024  # one max-length sequence fits
+    unstarted = VLLMEngine(VLLMEngineConfig(model=tiny_model_dir, load_format="dummy"))
+    with pytest.raises(EngineError, match="not started"):
+        _ = unstarted.kv_cache_shape
 
 
 async def test_shutdown_leaves_no_engine_process(engine):

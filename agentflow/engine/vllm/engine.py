@@ -202,6 +202,22 @@ class VLLMEngine:
         """Predicted prefill time of a lone `num_tokens` prompt, from the step-time predictor."""
         return self.predictor.isolated_prefill_s(num_tokens) * 1e3
 
+    @property
+    def kv_cache_shape(self) -> tuple[int, int]:
+        """(KV blocks, tokens per block) that the started engine allocated.
+
+        The frontend learns the block count from the engine core at start-up and keeps it in
+        its `vllm_config`; a planner outside the engine (the pool's router) needs it.
+
+        Raises:
+            EngineError: the engine is not started, or vLLM reported no usable KV size.
+        """
+        cache = self._require_llm().vllm_config.cache_config
+        num_blocks, block_size = cache.num_gpu_blocks, cache.block_size
+        if not isinstance(num_blocks, int) or not isinstance(block_size, int) or num_blocks < 1:
+            raise EngineError(f"vLLM reported no usable KV cache size ({num_blocks} blocks)")
+        return num_blocks, block_size
+
     async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         """Submit one request and yield its output deltas; the last one has `finished`."""
         from vllm import SamplingParams

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agentflow.cluster.activity import ProgramActivity
 from agentflow.cluster.spec import PlannerView
@@ -86,6 +86,10 @@ class ReplicaMirror:
         self._predictor: StepTimePredictor | None = view.predictor() if view else None
         self._planner = make_planner(view.config.planner) if view is not None else None
         self.num_plans = 0
+        self.transit_s = 0.0
+        """Delivery time driver <-> this replica's engine, kept up to date by the pool. The
+        engine starts a request's TTFT clock that much later (the pool hands it the budget
+        left), so the planner here judges unstarted requests by that earlier deadline too."""
         self.activity = ProgramActivity()
         """Programs served here now or between their rounds (`num_active_programs`)."""
 
@@ -148,7 +152,7 @@ class ReplicaMirror:
         config, predictor, planner = self._config, self._predictor, self._planner
         if config is None or predictor is None or planner is None:
             return True
-        if candidate.prefill_deadline_s <= now_s:  # its TTFT is already missed
+        if candidate.prefill_deadline_s - self.transit_s <= now_s:  # TTFT already missed
             return False
         admitted = [f for f in self.flight_by_id.values() if f.is_admitted]
         # Cheap rejections first: seats and KV (the planner would refuse these too).
@@ -161,8 +165,17 @@ class ReplicaMirror:
         waiting: list[PlanRequest] = []
         for flight in self.flight_by_id.values():
             if flight.is_plan_candidate(now_s):
-                (running if flight.is_started else waiting).append(flight.plan_request())
-        waiting.append(candidate)
+                if flight.is_started:
+                    running.append(flight.plan_request())
+                else:
+                    waiting.append(self._as_the_engine_sees(flight.plan_request()))
+        waiting.append(self._as_the_engine_sees(candidate))
         plan = planner.plan(now_s, running, waiting, predictor, config)
         self.num_plans += 1
         return candidate.request_id in plan.admitted_ids
+
+    def _as_the_engine_sees(self, request: PlanRequest) -> PlanRequest:
+        """An unstarted request with the TTFT its engine gets: less the transit time."""
+        if self.transit_s <= 0.0:
+            return request
+        return replace(request, ttft_s=max(_MIN_BUDGET_S, request.ttft_s - self.transit_s))

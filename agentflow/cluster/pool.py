@@ -286,6 +286,9 @@ class Pool:
 
     async def _dispatch(self, flight: Flight, request_id: str) -> Route:
         router, lane = self._require_started()
+        for replica in self.replicas:  # the router's admission test judges what engines see
+            allowance_ms = replica.transit.allowance_ms(self.config.transit_allowance_ms)
+            router.mirrors[replica.replica_id].transit_s = allowance_ms / 1e3
         route = router.propose(flight, time.monotonic())
         is_queued = (
             route is not None

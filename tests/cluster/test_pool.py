@@ -158,6 +158,15 @@ async def test_a_burst_keeps_admitted_requests_on_slo_and_serves_the_rest_best_e
     assert pool.stats().num_waiting == 0
 
 
+async def test_the_routers_admission_test_knows_each_replicas_measured_transit(pool):
+    measured_ms = pool.stats().transit_ms_by_replica  # nothing in flight: no new samples
+    await _run_all(pool, [_request("after-measuring")])
+    assert [m.transit_s * 1e3 for m in pool.router.mirrors] == pytest.approx(
+        [measured_ms[m.replica_id] for m in pool.router.mirrors]
+    )
+    assert all(m.transit_s > 0 for m in pool.router.mirrors)
+
+
 async def test_cancelling_streams_frees_the_replicas_seats(pool):
     hogs = [_request(f"hog{i}", max_tokens=500) for i in range(6)]
     await _run_all(pool, hogs, max_deltas=2)  # every seat taken, then each stream abandoned

@@ -7,6 +7,7 @@ from agentflow.engine.sim import Lane
 from agentflow.errors import ConfigError
 from tests.cluster.factories import (
     NOW_S,
+    PREDICTOR,
     loose_decoder,
     make_flight,
     make_mirrors,
@@ -182,6 +183,18 @@ def test_a_request_past_its_ttft_is_never_admitted():
     (mirror,) = make_mirrors(1)
     late = make_flight("late", arrival_s=NOW_S - 10)
     assert not mirror.can_admit(late.plan_request(), NOW_S)
+
+
+def test_the_router_judges_a_request_by_the_deadline_its_engine_gets_after_transit():
+    (mirror,) = make_mirrors(1)
+    prefill_s = PREDICTOR.isolated_prefill_s(256)
+    candidate = make_flight("new", ttft_s=2 * prefill_s).plan_request()
+    assert mirror.can_admit(candidate, NOW_S)
+    # Delivery to and from the replica takes 1.5 prefills: the engine would get half of one.
+    mirror.transit_s = 1.5 * prefill_s
+    assert not mirror.can_admit(candidate, NOW_S)
+    mirror.transit_s = 2.5 * prefill_s  # its first token could not even come back in time
+    assert not mirror.can_admit(candidate, NOW_S)
 
 
 def test_unknown_policy_is_a_config_error():

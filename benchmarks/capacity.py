@@ -17,10 +17,11 @@ reports attainment and goodput per rate. That is the mode for bursty arrivals: a
 Azure code trace packs 22 of 72 requests into 2 s at a mean of 1 req/s, so capacity at 90 %
 sits near 0.2 req/s, where one bisection probe alone takes minutes of wall time.
 
-The step-time model (which also sets the TTFT budgets) is fitted at the start of a full run:
+The step-time model (which also sets the TTFT budgets and, on a machine that decodes slower
+than the reference, the TPOTs: `cpu_mix.classes_for`) is fitted at the start of a full run:
 this shared machine's speed drifts by 20 % and more within an hour, and a profile fitted
 earlier makes the budgets and the planner describe another machine (`--no-calibrate` uses the
-cached `agentflow profile` fit, as `--quick` does).
+cached `agentflow profile` fit, as `--quick` does; with none cached, one is fitted now).
 
 Rerun: `.venv/bin/python benchmarks/capacity.py --backend vllm [--quick]` (Poisson, bisection;
 writes capacity_vllm[_quick].json and .png) and
@@ -49,7 +50,6 @@ from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
 from agentflow.engine.vllm.profile_store import load_profile
 from agentflow.engine.vllm.profiling import fit_now
 from agentflow.models import resolve_model
-from agentflow.planner import StepTimePredictor
 from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
 from agentflow.workloads.capacity import ProbeResult, bisect_capacity
 from agentflow.workloads.cpu_mix import (
@@ -189,11 +189,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     # isolated prefill) and the TPOTs (`classes_for`), which must not differ between the
     # policies compared. Fitted with the planner on, as agentflow's real steps include planning.
     fit_config = engine_config(model, "agentflow")
-    predictor = (
-        await fit_now(fit_config, planner="fast")
-        if args.calibrate
-        else load_profile(model, fit_config.dtype) or StepTimePredictor.default_cpu()
-    )
+    cached = None if args.calibrate else load_profile(model, fit_config.dtype)
+    if cached is None and not args.calibrate:
+        # The packaged default describes another machine: its budgets would not fit this one.
+        print("no cached `agentflow profile` fit for this model here: fitting one now")
+        args.calibrate = True
+    predictor = cached or await fit_now(fit_config, planner="fast")
     decode_ms = lone_decode_ms(predictor)
     args.classes = classes_for(decode_ms)
     # On a machine slower than the reference, capacity falls with it: start the search there.
@@ -248,7 +249,7 @@ def main() -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="fit the step-time model at the start (default: on, off with --quick: then the"
-        " cached `agentflow profile` fit is used)",
+        " cached `agentflow profile` fit is used, or one is fitted if there is none)",
     )
     args = parser.parse_args()
     if args.calibrate is None:

@@ -165,6 +165,8 @@ class Pool:
         )
         self._lane_task = asyncio.get_running_loop().create_task(self._lane.run())
         self._router = router
+        for replica in self.replicas:
+            self._share_transit(replica)
 
     async def shutdown(self) -> None:
         """Stop every replica (and a Ray instance the pool started). Safe to call twice."""
@@ -281,14 +283,12 @@ class Pool:
                     delta = replace(delta, lane=route.lane.value)
                 if not is_started and delta.num_tokens > 0:
                     is_started = True
+                    self._share_transit(replica)  # the replica measured one more delivery
                     lane.notify()  # a best-effort backlog may have shrunk
                 yield delta
 
     async def _dispatch(self, flight: Flight, request_id: str) -> Route:
         router, lane = self._require_started()
-        for replica in self.replicas:  # the router's admission test judges what engines see
-            allowance_ms = replica.transit.allowance_ms(self.config.transit_allowance_ms)
-            router.mirrors[replica.replica_id].transit_s = allowance_ms / 1e3
         route = router.propose(flight, time.monotonic())
         is_queued = (
             route is not None
@@ -302,6 +302,16 @@ class Pool:
         if route is None:
             raise RequestFailed("no live replica is left in the pool", request_id=request_id)
         return route
+
+    def _share_transit(self, replica: ReplicaHandle) -> None:
+        """Give the router the replica's current transit allowance.
+
+        Its admission test, for dispatch and for promotion from the central lane, then judges
+        the deadline the engine will get.
+        """
+        router, _ = self._require_started()
+        allowance_ms = replica.transit.allowance_ms(self.config.transit_allowance_ms)
+        router.mirrors[replica.replica_id].transit_s = allowance_ms / 1e3
 
     def _on_lost(self, replica_id: int) -> None:
         router, _ = self._require_started()

@@ -159,8 +159,8 @@ async def test_a_burst_keeps_admitted_requests_on_slo_and_serves_the_rest_best_e
 
 
 async def test_the_routers_admission_test_knows_each_replicas_measured_transit(pool):
-    measured_ms = pool.stats().transit_ms_by_replica  # nothing in flight: no new samples
     await _run_all(pool, [_request("after-measuring")])
+    measured_ms = pool.stats().transit_ms_by_replica  # with that request's delivery in it
     assert [m.transit_s * 1e3 for m in pool.router.mirrors] == pytest.approx(
         [measured_ms[m.replica_id] for m in pool.router.mirrors]
     )

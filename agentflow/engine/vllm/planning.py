@@ -7,7 +7,7 @@ into the few scheduler settings the mixin changes for one step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vllm.v1.request import Request
@@ -131,16 +131,16 @@ def settings_for(
         spare_step_limit_s(predictor, max_spare_step_s, plan.step_time_budget_s),
         plan.num_spare_tokens,
         num_decodes=len(planned_decoders),
-        num_context_tokens=sum(context for _, context in _contexts(planned_decoders)),
+        num_context_tokens=sum(_context(r) for r in planned_decoders),
         num_spec_tokens=num_drafts(planned_decoders),
         num_prefill_tokens=planned_prefill,
         num_prefill_pairs=pairs,
     )
     # An ahead-of-schedule admitted decoder verifies its drafts (priced so); a best-effort
     # one verifies none (`verify_limits` below holds admitted requests only).
-    ahead_decodes = ((context, drafts_of(r)) for r, context in _contexts(ahead_decoders))
+    ahead_decodes = ((_context(r), drafts_of(r)) for r in ahead_decoders)
     kept_ahead = ahead_decoders[: spare.take_decodes(ahead_decodes)]
-    best_effort_decodes = ((context, 0) for _, context in _contexts(best_effort_decoders))
+    best_effort_decodes = ((_context(r), 0) for r in best_effort_decoders)
     kept_best_effort = best_effort_decoders[: spare.take_decodes(best_effort_decodes)]
     spare_prefill = spare.prefill_tokens()
     running_admitted = [*planned_decoders, *kept_ahead]
@@ -175,9 +175,9 @@ def settings_for(
     )
 
 
-def _contexts(decoders: Sequence[Request]) -> Iterator[tuple[Request, int]]:
-    """Each decoder with the tokens its next decode attends to."""
-    return ((r, r.num_computed_tokens + 1) for r in decoders)
+def _context(decoder: Request) -> int:
+    """The tokens the decoder's next decode attends to."""
+    return decoder.num_computed_tokens + 1
 
 
 def _is_decoding(request: Request) -> bool:

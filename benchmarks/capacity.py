@@ -47,9 +47,11 @@ import anyio
 import numpy as np
 
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
+from agentflow.engine.vllm.config import ENGINE_TPOT_TOLERANCE
 from agentflow.engine.vllm.profile_store import load_profile
 from agentflow.engine.vllm.profiling import fit_now
 from agentflow.models import resolve_model
+from agentflow.planner import StepTimePredictor
 from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
 from agentflow.workloads.capacity import ProbeResult, bisect_capacity
 from agentflow.workloads.cpu_mix import (
@@ -58,6 +60,7 @@ from agentflow.workloads.cpu_mix import (
     build_workload,
     classes_for,
     lone_decode_ms,
+    simulated_capacity_rps,
     slowdown,
 )
 
@@ -166,10 +169,11 @@ async def capacity_of(
     found = await anyio.to_thread.run_sync(
         lambda: bisect_capacity(
             evaluate,
-            start_rps=args.start_rps / args.slowdown,
+            start_rps=args.start_rps[policy],
             resolution=args.resolution,
             min_rps=0.05,
             max_rps=64.0,
+            step=args.step,
         )
     )
     at_capacity = [d for d in details if d["rate_rps"] == found.capacity_rps]
@@ -197,10 +201,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     predictor = cached or await fit_now(fit_config, planner="fast")
     decode_ms = lone_decode_ms(predictor)
     args.classes = classes_for(decode_ms)
-    # On a machine slower than the reference, capacity falls with it: start the search there.
-    args.slowdown = slowdown(decode_ms)
     print(f"lone decode step {decode_ms:.0f} ms: {_slo_scale(args.classes)}", flush=True)
     workload = build_workload(args.requests, args.arrivals, args.seed, args.classes)
+    _choose_starts(args, workload, predictor, decode_ms)
     results: dict[str, Any] = {}
     # Every policy's engine stays up and their probes alternate (one engine serves at a time):
     # bisected one after another, the machine's drift over the run landed on the ratios. Idle
@@ -223,6 +226,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for policy in args.policies:
                 group.start_soon(measure, policy)
     return {policy: results[policy] for policy in args.policies}
+
+
+def _choose_starts(
+    args: argparse.Namespace,
+    workload: list[TraceRequest],
+    predictor: StepTimePredictor,
+    decode_ms: float,
+) -> None:
+    """Where each policy's search starts (`args.start_rps`) and how far it walks (`args.step`).
+
+    Blind, the walk doubles from 2 req/s less the machine's slowdown: six probes to 5 %, the
+    first ones far from capacity (a probe lasts as long as its arrivals, so a low-rate one is
+    the slowest). From the simulator's estimate on the same workload and step-time model, a
+    walk of 10 % (or the resolution, if coarser) brackets capacity in two probes when the
+    estimate is that close, and the bisection needs one more at 5 %. The real probes decide
+    the result either way; a poor estimate costs probes, not accuracy. Speculation is not
+    simulated here (the CPU profile has no drafter): its searches start from the plain estimate.
+    """
+    blind_rps = 2.0 / slowdown(decode_ms)
+    if not args.sim_start:
+        args.start_rps = dict.fromkeys(args.policies, blind_rps)
+        args.step = 2.0
+        return
+    args.start_rps = {
+        policy: simulated_capacity_rps(
+            workload, policy, predictor, start_rps=blind_rps, tpot_tolerance=ENGINE_TPOT_TOLERANCE
+        )
+        or blind_rps
+        for policy in args.policies
+    }
+    args.step = max(1.1, 1 + args.resolution)
+    starts = ", ".join(f"{p} {r:.2f}" for p, r in args.start_rps.items())
+    print(f"searches start at the simulator's capacity (req/s): {starts}", flush=True)
 
 
 def main() -> None:
@@ -251,12 +287,19 @@ def main() -> None:
         help="fit the step-time model at the start (default: on, off with --quick: then the"
         " cached `agentflow profile` fit is used, or one is fitted if there is none)",
     )
+    parser.add_argument(
+        "--sim-start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start each policy's search at the simulator's capacity estimate and walk in"
+        " short steps (default; --no-sim-start: the blind search, doubling from 2 req/s less"
+        " the machine's slowdown)",
+    )
     args = parser.parse_args()
     if args.calibrate is None:
         args.calibrate = not args.quick
     args.requests = 30 if args.quick else 72
     args.resolution = 0.25 if args.quick else 0.05
-    args.start_rps = 2.0
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     started = time.monotonic()
     results = anyio.run(run, args)
@@ -359,6 +402,11 @@ def _write_results(
         "slo_scale": _slo_scale(args.classes),
         "classes": [asdict(c) for c in args.classes],
         "num_speculative_tokens": args.speculation,
+        "search_start_rps": args.start_rps,
+        "search_start": "the simulator's capacity estimate (same workload and step-time model),"
+        f" walking x{args.step:g}"
+        if args.sim_start
+        else "blind: doubling from 2 req/s less the machine's slowdown",
         **fields,
         "policies": {RESULT_NAMES.get(p, p): r for p, r in results.items()},
         "wall_s": wall_s,

@@ -6,7 +6,9 @@ and the queue drains within 20 s of the last deadline (every request finished by
 Capacity is found by bisecting the rate, time-scaling one fixed window of the scenario's
 arrivals (SLOs-Serve's method), to 5 % resolution: the bracket [lo, hi] ends with
 hi / lo <= 1.05 and lo passing. Attainment is assumed to fall with the rate (monotone); the
-search first walks the rate up (x2) or down (/2) to bracket the threshold.
+search first walks the rate up (x2) or down (/2) to bracket the threshold. Started from a good
+estimate, a shorter walk (`step`) brackets it in fewer probes: from a blind start the walk's
+first probes are far from capacity, and on a real engine the low-rate ones take longest.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def bisect_capacity(
     resolution: float = 0.05,
     min_rps: float = 0.01,
     max_rps: float = 1024.0,
+    step: float = 2.0,
 ) -> CapacityResult:
     """Bracket then bisect (geometrically) the highest passing rate.
 
@@ -158,7 +161,17 @@ def bisect_capacity(
         resolution: stop when hi / lo <= 1 + resolution.
         min_rps: below this, capacity is reported as 0.
         max_rps: above this, the search stops (capacity = the last passing rate).
+        step: the bracketing walk multiplies (or divides) the rate by this. From an estimate
+            within a factor `step` of capacity, the bracket takes two probes and the bisection
+            ceil(log2(log(step) / log(1 + resolution))) more.
+
+    Raises:
+        ValueError: `step` is not above 1, or `resolution` not positive.
     """
+    if not step > 1.0:
+        raise ValueError(f"the bracketing step must be above 1, got {step}")
+    if not resolution > 0.0:
+        raise ValueError(f"the resolution must be positive, got {resolution}")
     probes: list[ProbeResult] = []
 
     def run(rate: float) -> bool:
@@ -169,7 +182,7 @@ def bisect_capacity(
     lo, hi = start_rps, start_rps
     if run(start_rps):
         while hi < max_rps:
-            hi = min(hi * 2, max_rps)
+            hi = min(hi * step, max_rps)
             if not run(hi):
                 break
             lo = hi
@@ -177,7 +190,7 @@ def bisect_capacity(
             return CapacityResult(lo, tuple(probes))
     else:
         while True:
-            lo /= 2
+            lo /= step
             if lo < min_rps:
                 return CapacityResult(0.0, tuple(probes))
             if run(lo):

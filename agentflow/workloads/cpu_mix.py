@@ -4,7 +4,9 @@ Coding-like requests (TTFT 5x, tight TPOT), summarization-like requests (long pr
 TTFT 3x, loose TPOT) and chat (loose both), with lengths resampled from the Azure LLM
 inference traces and scaled down to a 135M model on 2 cores. Arrivals are Poisson or bursty
 (the Azure code trace's timestamps); `at_rate` time-scales one fixed workload, so the same
-requests arrive at every rate. Used by the real-engine capacity and sim-vs-real benchmarks.
+requests arrive at every rate. Used by the real-engine capacity and sim-vs-real benchmarks;
+`simulated_capacity_rps` runs the same workload on the simulator with the engine's fitted
+step-time model, to start a real capacity search near its answer.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agentflow.engine.sim import PolicyOptions, RequestSpec
+from agentflow.engine.sim.profiles import cpu_profile
 from agentflow.runtime.replay import TraceRequest
 from agentflow.workloads.arrivals import PoissonArrivals, TraceArrivals
 from agentflow.workloads.azure import load_azure_trace
+from agentflow.workloads.capacity import bisect_capacity, probe
 
 if TYPE_CHECKING:
     from agentflow.planner import StepTimePredictor
@@ -24,11 +29,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CLASSES",
     "REFERENCE_DECODE_MS",
+    "SIM_POLICY",
     "SLOClass",
     "at_rate",
     "build_workload",
     "classes_for",
     "lone_decode_ms",
+    "sim_specs",
+    "simulated_capacity_rps",
     "slowdown",
 ]
 
@@ -140,3 +148,61 @@ def at_rate(workload: list[TraceRequest], rate_rps: float) -> list[TraceRequest]
         )
         for r in workload
     ]
+
+
+SIM_POLICY = {"fcfs": "vllm", "edf": "vllm", "agentflow": "agentflow"}
+"""The simulator's policy for each real engine's. The simulator has no deadline-ordered stock
+vLLM: FCFS stands in for EDF, which has served at least as much in every run so far."""
+
+
+def sim_specs(workload: list[TraceRequest], predictor: StepTimePredictor) -> list[RequestSpec]:
+    """The workload as simulated requests, TTFT budgets set as the real replay sets them."""
+    return [
+        RequestSpec(
+            request_id=str(i),
+            arrival_s=r.arrival_s,
+            num_prompt_tokens=r.prompt_tokens,
+            num_output_tokens=r.output_tokens,
+            ttft_s=_ttft_budget_s(r, predictor),
+            tpot_s=r.tpot_ms / 1e3,
+        )
+        for i, r in enumerate(workload)
+    ]
+
+
+def _ttft_budget_s(request: TraceRequest, predictor: StepTimePredictor) -> float:
+    """`runtime.replay`'s rule: the absolute budget, else a multiple of the isolated prefill."""
+    if request.ttft_ms is not None:
+        return request.ttft_ms / 1e3
+    slowdown = request.ttft_slowdown or 1.0
+    return slowdown * predictor.isolated_prefill_s(request.prompt_tokens)
+
+
+def simulated_capacity_rps(
+    workload: list[TraceRequest],
+    policy: str,
+    predictor: StepTimePredictor,
+    *,
+    start_rps: float,
+    resolution: float = 0.05,
+    tpot_tolerance: float = 0.0,
+) -> float:
+    """Capacity of the real engine's `policy` on `workload`, as the simulator predicts it.
+
+    The simulated engine is the CPU engine's (`cpu_profile`: its KV cache, seat and token
+    limits) with `predictor`'s step times; `tpot_tolerance` is the real engine's. Used to seed
+    a real capacity search, not in place of one: the real probes decide.
+    """
+    profile = replace(cpu_profile(), pieces=predictor.pieces)
+
+    def evaluate(rate_rps: float) -> Any:
+        specs = sim_specs(at_rate(workload, rate_rps), predictor)
+        options = PolicyOptions(
+            tightest_tpot_s=min(s.tpot_s for s in specs),
+            vllm_token_budget=profile.max_num_batched_tokens,
+            tpot_tolerance=tpot_tolerance,
+        )
+        return probe(specs, SIM_POLICY[policy], profile, options, rate_rps=rate_rps)
+
+    found = bisect_capacity(evaluate, start_rps=start_rps, resolution=resolution, min_rps=1e-3)
+    return found.capacity_rps

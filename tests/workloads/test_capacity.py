@@ -36,6 +36,31 @@ def test_bisection_finds_a_known_threshold_to_5_percent(capacity_rps):
     assert all(p.passed == (p.rate_rps <= capacity_rps) for p in result.probes)
 
 
+@pytest.mark.parametrize("capacity_rps", [0.5, 0.93, 1.04, 1.2, 2.6])
+def test_a_short_walk_from_a_good_estimate_finds_the_same_threshold(capacity_rps):
+    evaluate, _ = _threshold(capacity_rps)
+    result = bisect_capacity(evaluate, start_rps=1.0, step=1.1)
+    assert capacity_rps / 1.05 <= result.capacity_rps <= capacity_rps
+    assert all(p.passed == (p.rate_rps <= capacity_rps) for p in result.probes)
+
+
+def test_an_estimate_within_the_step_takes_three_probes_where_a_blind_start_takes_six():
+    evaluate, short_walk = _threshold(0.62)
+    bisect_capacity(evaluate, start_rps=0.6, step=1.1)
+    evaluate, blind = _threshold(0.62)
+    bisect_capacity(evaluate, start_rps=0.42)
+    assert len(short_walk) == 3
+    assert len(blind) == 6
+
+
+@pytest.mark.parametrize(("step", "resolution"), [(1.0, 0.05), (0.5, 0.05), (2.0, 0.0)])
+def test_a_walk_that_cannot_bracket_is_refused(step, resolution):
+    evaluate, calls = _threshold(1.0)
+    with pytest.raises(ValueError, match=r"step|resolution"):
+        bisect_capacity(evaluate, step=step, resolution=resolution)
+    assert calls == []
+
+
 def test_bisection_reports_zero_when_even_the_floor_fails():
     evaluate, _ = _threshold(0.001)
     assert bisect_capacity(evaluate, min_rps=0.01).capacity_rps == 0.0

@@ -1,6 +1,7 @@
 """The CPU-scale mixed workload used by the real-engine benchmarks."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,8 @@ from agentflow.workloads.cpu_mix import (
     build_workload,
     classes_for,
     lone_decode_ms,
+    sim_specs,
+    simulated_capacity_rps,
 )
 
 
@@ -62,3 +65,31 @@ def test_the_decode_step_the_classes_follow_is_a_lone_decoder_mid_way_through_a_
 def test_a_decode_step_that_is_not_a_positive_time_is_refused_by_name(bad):
     with pytest.raises(ValueError, match="lone_decode_ms"):
         classes_for(bad)
+
+
+def test_simulated_requests_get_the_ttft_budgets_the_real_replay_gives_them():
+    predictor = StepTimePredictor.default_cpu()
+    workload = build_workload(20, "poisson", seed=2)
+    pinned = replace(workload[0], ttft_ms=750.0)
+    specs = sim_specs([pinned, *workload[1:]], predictor)
+    assert specs[0].ttft_s == pytest.approx(0.75)  # an absolute budget wins
+    for spec, request in zip(specs[1:], workload[1:], strict=True):
+        isolated_s = predictor.isolated_prefill_s(request.prompt_tokens)
+        assert spec.ttft_s == pytest.approx(request.ttft_slowdown * isolated_s)
+        assert spec.tpot_s == pytest.approx(request.tpot_ms / 1e3)
+        assert (spec.arrival_s, spec.num_prompt_tokens, spec.num_output_tokens) == (
+            request.arrival_s,
+            request.prompt_tokens,
+            request.output_tokens,
+        )
+
+
+def test_the_simulated_capacity_estimate_falls_on_a_slower_engine():
+    # The machine this runs on: one step costs 83 ms plus 2.1 ms per prompt token.
+    here = StepTimePredictor([AffinePiece(0.083, 2.13e-3, 2.3e-3, 7.3e-6, 0.0)])
+    twice_as_slow = StepTimePredictor([AffinePiece(0.166, 4.26e-3, 4.6e-3, 1.46e-5, 0.0)])
+    # The same SLOs on both, so that only the engine's speed differs.
+    workload = build_workload(30, "poisson", 0, classes_for(lone_decode_ms(here)))
+    fast = simulated_capacity_rps(workload, "fcfs", here, start_rps=0.5)
+    slow = simulated_capacity_rps(workload, "fcfs", twice_as_slow, start_rps=0.5)
+    assert 0.0 < slow < fast

@@ -10,7 +10,11 @@ miss) exceeds 90 % with the queue drained within 20 s of the last deadline. The 
 arrive at every rate (time-scaled), with fresh prompt text per probe so prefix caching cannot
 carry over between probes. The three engines stay up for the whole run and the policies'
 probes alternate, one engine serving at a time, so the machine's drift over the run lands on
-every policy alike rather than on whichever was bisected last.
+every policy alike rather than on whichever was bisected last. Each search starts at the
+simulator's capacity estimate for that policy (the same workload on the simulated CPU engine
+with the run's step-time model) and walks in 10 % steps (`--no-sim-start`: the blind search,
+doubling); the estimates are written beside the measured capacities, so every run also says
+how well the simulator predicted the real engine.
 
 With `--rates R ...` the policies are probed at those rates only (no bisection) and the run
 reports attainment and goodput per rate. That is the mode for bursty arrivals: a window of the
@@ -203,7 +207,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     args.classes = classes_for(decode_ms)
     print(f"lone decode step {decode_ms:.0f} ms: {_slo_scale(args.classes)}", flush=True)
     workload = build_workload(args.requests, args.arrivals, args.seed, args.classes)
-    _choose_starts(args, workload, predictor, decode_ms)
     results: dict[str, Any] = {}
     # Every policy's engine stays up and their probes alternate (one engine serves at a time):
     # bisected one after another, the machine's drift over the run landed on the ratios. Idle
@@ -216,6 +219,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             for policy in args.policies
         }
+        kv_cache = next(iter(engines.values())).kv_cache_shape  # one config for every policy
+        _choose_starts(args, workload, predictor, decode_ms, kv_cache)
         mode = "probing" if args.rates else "bisecting capacity"
         print(f"{', '.join(args.policies)}: {mode}, probes alternating", flush=True)
 
@@ -233,25 +238,33 @@ def _choose_starts(
     workload: list[TraceRequest],
     predictor: StepTimePredictor,
     decode_ms: float,
+    kv_cache: tuple[int, int],
 ) -> None:
     """Where each policy's search starts (`args.start_rps`) and how far it walks (`args.step`).
 
     Blind, the walk doubles from 2 req/s less the machine's slowdown: six probes to 5 %, the
     first ones far from capacity (a probe lasts as long as its arrivals, so a low-rate one is
-    the slowest). From the simulator's estimate on the same workload and step-time model, a
-    walk of 10 % (or the resolution, if coarser) brackets capacity in two probes when the
-    estimate is that close, and the bisection needs one more at 5 %. The real probes decide
-    the result either way; a poor estimate costs probes, not accuracy. Speculation is not
-    simulated here (the CPU profile has no drafter): its searches start from the plain estimate.
+    the slowest). From the simulator's estimate on the same workload, step-time model and KV
+    cache (`kv_cache`: the started engines' blocks and tokens per block), a walk of 10 % (or
+    the resolution, if coarser) brackets capacity in two probes when the estimate is that
+    close, and the bisection needs one more at 5 %. The real probes decide the result either
+    way; a poor estimate costs probes, not accuracy. Speculation is not simulated here (the CPU
+    profile has no drafter): its searches start from the plain estimate. Fixed-rate runs
+    (`--rates`) search nothing.
     """
     blind_rps = 2.0 / slowdown(decode_ms)
-    if not args.sim_start:
+    if args.rates or not args.sim_start:
         args.start_rps = dict.fromkeys(args.policies, blind_rps)
         args.step = 2.0
         return
     args.start_rps = {
         policy: simulated_capacity_rps(
-            workload, policy, predictor, start_rps=blind_rps, tpot_tolerance=ENGINE_TPOT_TOLERANCE
+            workload,
+            policy,
+            predictor,
+            start_rps=blind_rps,
+            tpot_tolerance=ENGINE_TPOT_TOLERANCE,
+            kv_cache=kv_cache,
         )
         or blind_rps
         for policy in args.policies
@@ -329,6 +342,11 @@ def main() -> None:
         "ratio_vs_fcfs": ratios.get("agentflow_over_fcfs"),
         "ratio_vs_edf": ratios.get("agentflow_over_edf"),
         "admitted_attainment": results.get("agentflow", {}).get("admitted_attainment_at_capacity"),
+        "search_start_rps": args.start_rps,
+        "search_start": "the simulator's capacity estimate (same workload, step-time model and"
+        f" KV cache), walking x{args.step:g}"
+        if args.sim_start
+        else "blind: doubling from 2 req/s less the machine's slowdown",
     }
     _write_results(args, name, results, wall_s, fields)
 
@@ -402,11 +420,6 @@ def _write_results(
         "slo_scale": _slo_scale(args.classes),
         "classes": [asdict(c) for c in args.classes],
         "num_speculative_tokens": args.speculation,
-        "search_start_rps": args.start_rps,
-        "search_start": "the simulator's capacity estimate (same workload and step-time model),"
-        f" walking x{args.step:g}"
-        if args.sim_start
-        else "blind: doubling from 2 req/s less the machine's slowdown",
         **fields,
         "policies": {RESULT_NAMES.get(p, p): r for p, r in results.items()},
         "wall_s": wall_s,

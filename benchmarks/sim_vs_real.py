@@ -148,6 +148,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             trace = Path(tmp) / "steps.jsonl"
             config = VLLMEngineConfig(model=model, policy=policy, trace_path=trace)
             async with VLLMEngine(config) as engine:
+                kv_blocks, block_size = engine.kv_cache_shape
                 trace.write_text("")  # warm-up steps are not the run's
                 for rate in rates:
                     repeats = []
@@ -178,7 +179,14 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             }
             print(f"{policy:9} {rate:4.1f} req/s")
             for label, (error_key, predictor) in profiles.items():
-                profile = dataclasses.replace(cpu_profile(), pieces=predictor.pieces)
+                # The engine's own KV cache: in float32 the same memory holds half the blocks
+                # of the bf16 profile.
+                profile = dataclasses.replace(
+                    cpu_profile(),
+                    pieces=predictor.pieces,
+                    kv_blocks_total=kv_blocks,
+                    block_size=block_size,
+                )
                 sim = _mean(
                     [sim_figures(outcomes, policy, profile, config) for outcomes in repeats]
                 )

@@ -186,14 +186,19 @@ def simulated_capacity_rps(
     start_rps: float,
     resolution: float = 0.05,
     tpot_tolerance: float = 0.0,
+    kv_cache: tuple[int, int] | None = None,
 ) -> float:
     """Capacity of the real engine's `policy` on `workload`, as the simulator predicts it.
 
-    The simulated engine is the CPU engine's (`cpu_profile`: its KV cache, seat and token
-    limits) with `predictor`'s step times; `tpot_tolerance` is the real engine's. Used to seed
-    a real capacity search, not in place of one: the real probes decide.
+    The simulated engine is the CPU engine's (`cpu_profile`: its seat and token limits) with
+    `predictor`'s step times, the real engine's `tpot_tolerance`, and its KV cache as
+    (blocks, tokens per block) when given (`VLLMEngine.kv_cache_shape`: in float32 the same
+    memory holds half the bf16 profile's blocks). Used to seed a real capacity search, not in
+    place of one: the real probes decide.
     """
     profile = replace(cpu_profile(), pieces=predictor.pieces)
+    if kv_cache is not None:
+        profile = replace(profile, kv_blocks_total=kv_cache[0], block_size=kv_cache[1])
 
     def evaluate(rate_rps: float) -> Any:
         specs = sim_specs(at_rate(workload, rate_rps), predictor)

@@ -93,3 +93,12 @@ def test_the_simulated_capacity_estimate_falls_on_a_slower_engine():
     fast = simulated_capacity_rps(workload, "fcfs", here, start_rps=0.5)
     slow = simulated_capacity_rps(workload, "fcfs", twice_as_slow, start_rps=0.5)
     assert 0.0 < slow < fast
+
+
+def test_the_simulated_capacity_estimate_uses_the_engines_kv_cache_when_given():
+    here = StepTimePredictor([AffinePiece(0.083, 2.13e-3, 2.3e-3, 7.3e-6, 0.0)])
+    workload = build_workload(30, "poisson", 0, classes_for(lone_decode_ms(here)))
+    ample = simulated_capacity_rps(workload, "fcfs", here, start_rps=0.5, kv_cache=(4096, 16))
+    # 1,280 tokens: about one long summarization request at a time, the others queue for it.
+    scarce = simulated_capacity_rps(workload, "fcfs", here, start_rps=0.5, kv_cache=(80, 16))
+    assert 0.0 < scarce < ample

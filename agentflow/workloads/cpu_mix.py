@@ -21,7 +21,7 @@ from agentflow.engine.sim.profiles import cpu_profile
 from agentflow.runtime.replay import TraceRequest
 from agentflow.workloads.arrivals import PoissonArrivals, TraceArrivals
 from agentflow.workloads.azure import load_azure_trace
-from agentflow.workloads.capacity import bisect_capacity, probe
+from agentflow.workloads.capacity import ProbeResult, bisect_capacity, probe
 
 if TYPE_CHECKING:
     from agentflow.planner import StepTimePredictor
@@ -200,7 +200,7 @@ def simulated_capacity_rps(
     if kv_cache is not None:
         profile = replace(profile, kv_blocks_total=kv_cache[0], block_size=kv_cache[1])
 
-    def evaluate(rate_rps: float) -> Any:
+    def evaluate(rate_rps: float) -> ProbeResult:
         specs = sim_specs(at_rate(workload, rate_rps), predictor)
         options = PolicyOptions(
             tightest_tpot_s=min(s.tpot_s for s in specs),

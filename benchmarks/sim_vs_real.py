@@ -54,6 +54,7 @@ from agentflow.models import resolve_model
 from agentflow.planner import StepTimePredictor
 from agentflow.runtime.replay import ReplayOutcome, TraceRequest, replay
 from agentflow.workloads.cpu_mix import (
+    SIM_POLICY,
     at_rate,
     build_workload,
     classes_for,
@@ -62,7 +63,8 @@ from agentflow.workloads.cpu_mix import (
 )
 
 RESULTS = Path(__file__).parent / "results"
-SIM_POLICY = {"fcfs": "vllm", "agentflow": "agentflow"}
+POLICIES = ("fcfs", "agentflow")
+"""Real policies with a simulated counterpart (`cpu_mix.SIM_POLICY`; EDF has none)."""
 
 
 def _figures(ttft_ms: list[float], tpot_ms: list[float], met: list[bool]) -> dict[str, float]:
@@ -229,7 +231,7 @@ def main() -> None:
         help="real runs per rate (fresh prompts each); figures are their means, and their"
         " spread is the real engine's own run-to-run variation",
     )
-    parser.add_argument("--policies", nargs="+", default=list(SIM_POLICY))
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES))
     parser.add_argument("--model", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

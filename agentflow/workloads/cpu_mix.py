@@ -203,9 +203,7 @@ def simulated_capacity_rps(
     def evaluate(rate_rps: float) -> ProbeResult:
         specs = sim_specs(at_rate(workload, rate_rps), predictor)
         options = PolicyOptions(
-            tightest_tpot_s=min(s.tpot_s for s in specs),
-            vllm_token_budget=profile.max_num_batched_tokens,
-            tpot_tolerance=tpot_tolerance,
+            tightest_tpot_s=min(s.tpot_s for s in specs), tpot_tolerance=tpot_tolerance
         )
         return probe(specs, SIM_POLICY[policy], profile, options, rate_rps=rate_rps)
 

@@ -50,7 +50,7 @@ class Recalibration:
 
     __slots__ = (
         "_num_samples",
-        "_recent_ratios",
+        "_recent",
         "_su",
         "_suu",
         "_suv",
@@ -69,7 +69,8 @@ class Recalibration:
         self.scale = scale
         self.bias_s = bias_s
         self.decay = decay
-        self._recent_ratios: deque[float] = deque(maxlen=_RECENT_STEPS)
+        self._recent: deque[tuple[float, float]] = deque(maxlen=_RECENT_STEPS)
+        """(model, measured) seconds of the last few steps."""
         self._num_samples = 0
         # Decayed sums over samples of u = model/measured and v = 1/measured: a sample's
         # relative residual is 1 - scale*u - bias*v. (Relative error gives a step much slower
@@ -86,9 +87,12 @@ class Recalibration:
         """
         if not (model_s > 0 and math.isfinite(measured_s)):
             return
-        predicted_s = max(self.scale * model_s + self.bias_s, 1e-9)
-        self._recent_ratios.append(max(measured_s, 1e-9) / predicted_s)
-        expected_s = predicted_s * statistics.median(self._recent_ratios)
+        self._recent.append((model_s, max(measured_s, 1e-9)))
+        # Ratios against the current fit, not the fit each step was predicted with: after a
+        # large correction (a profile from another machine) the old ratios would clip the
+        # next steps back towards the old, wrong speed.
+        ratios = [m / self._predicted_s(model) for model, m in self._recent]
+        expected_s = self._predicted_s(model_s) * statistics.median(ratios)
         measured_s = min(
             max(measured_s, expected_s / MAX_SAMPLE_RATIO), expected_s * MAX_SAMPLE_RATIO
         )
@@ -101,6 +105,9 @@ class Recalibration:
         self._num_samples += 1
         if self._num_samples >= _MIN_SAMPLES:
             self._refit()
+
+    def _predicted_s(self, model_s: float) -> float:
+        return max(self.scale * model_s + self.bias_s, 1e-9)
 
     def _refit(self) -> None:
         a, b, c = self._suu, self._suv, self._svv * (1.0 + _BIAS_RIDGE) + 1e-12

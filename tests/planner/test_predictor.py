@@ -184,6 +184,21 @@ def test_observe_learns_an_engine_uniformly_slower_or_faster_than_its_profile(sl
     )
 
 
+@pytest.mark.parametrize("starting_scale", [0.1, 1.0, 10.0])
+def test_a_dozen_steps_are_followed_wherever_the_online_state_starts(starting_scale):
+    # A profile saved with another machine's online scale: the first refit corrects most of
+    # it, and the steps after it are judged against the corrected fit, not clipped back
+    # towards the old one (they were: a start ten times off ended 16x too fast).
+    truth = StepTimePredictor.default_cpu()
+    profile = StepTimePredictor(truth.fitted_pieces, scale=starting_scale)
+    pairs = chunk_context_tokens(0, 70)
+    samples = [StepSample(70, 0, 0, 0, 2.0 * truth.isolated_prefill_s(70), pairs)]
+    samples += [StepSample(0, 1, 70 + k, 0, 2.0 * truth.lone_decode_s(70 + k)) for k in range(11)]
+    for sample in samples:
+        profile.observe(sample)
+    assert profile.lone_decode_s(80) == pytest.approx(2.0 * truth.lone_decode_s(80), rel=0.1)
+
+
 def test_an_accurate_profile_keeps_its_scale_through_noisy_steps():
     predictor = StepTimePredictor.default_cpu()
     rng = np.random.default_rng(2)

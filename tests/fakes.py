@@ -69,5 +69,8 @@ class FakeEngine:
     def isolated_prefill_ms(self, num_tokens: int) -> float:
         return 10.0 + num_tokens
 
+    def lone_decode_ms(self, num_context_tokens: int) -> float:
+        return 5.0 + num_context_tokens / 100
+
     async def shutdown(self) -> None:
         self.stopped = True

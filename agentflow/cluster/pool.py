@@ -209,6 +209,10 @@ class Pool:
         """Predicted prefill time of a lone prompt on one replica (its step-time model)."""
         return self._predictor.isolated_prefill_s(num_tokens) * 1e3
 
+    def lone_decode_ms(self, num_context_tokens: int) -> float:
+        """Predicted decode step of a lone request on one replica (its step-time model)."""
+        return self._predictor.lone_decode_s(num_context_tokens) * 1e3
+
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[TokenDelta, None]:
         """Route `request`, stream it from its replica, and move it if the replica dies early.
 

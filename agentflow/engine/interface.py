@@ -112,6 +112,10 @@ class Engine(Protocol):
         """Predicted prefill time of one `num_tokens` prompt on an idle engine."""
         ...
 
+    def lone_decode_ms(self, num_context_tokens: int) -> float:
+        """Predicted decode step of one request alone, attending to `num_context_tokens`."""
+        ...
+
     async def shutdown(self) -> None:
         """Stop serving and release every process and resource."""
         ...

@@ -338,6 +338,10 @@ class StepTimePredictor:
         """Time to prefill a prompt of `num_tokens` in one step on an idle engine."""
         return self.step_time_s(num_tokens, 0, 0, 0, chunk_context_tokens(0, num_tokens))
 
+    def lone_decode_s(self, num_context_tokens: int) -> float:
+        """Time of one decode step of a lone request attending to `num_context_tokens`."""
+        return self.step_time_s(0, 1, num_context_tokens)
+
     @property
     def base_s(self) -> float:
         """Time of an empty step (the per-step overhead the planner charges)."""

@@ -16,18 +16,18 @@ __all__ = ["check_feasible"]
 def check_feasible(agent: Agent, predictor: StepTimePredictor) -> None:
     """Raise if a stage's budget is below what an idle engine needs.
 
-    TPOT must cover one decode step of a lone request at its longest context (prompt length
-    unknown: the output bound alone is used, so the check never rejects a feasible stage); an
-    absolute TTFT must cover the prefill of a one-token prompt. A TTFT given as a slowdown
-    (≥ 1x the isolated prefill) is feasible by construction.
+    An absolute TPOT must cover one decode step of a lone request at its longest context
+    (prompt length unknown: the output bound alone is used, so the check never rejects a
+    feasible stage); an absolute TTFT must cover the prefill of a one-token prompt. A budget
+    given as a slowdown (≥ 1x what the request needs alone) is feasible by construction.
 
     Raises:
         ProgramError: naming the stage, the field and the predicted idle-engine time.
     """
     for stage in agent.stages:
         spec = stage.spec
-        decode_ms = predictor.step_time_s(0, 1, spec.max_tokens) * 1e3
-        if spec.slo.tpot_ms < decode_ms:
+        decode_ms = predictor.lone_decode_s(spec.max_tokens) * 1e3
+        if spec.slo.tpot_ms is not None and spec.slo.tpot_ms < decode_ms:
             raise ProgramError(
                 f"infeasible: tpot_ms={spec.slo.tpot_ms:g} but one decode step takes"
                 f" {decode_ms:.1f} ms on an idle engine",

@@ -13,7 +13,7 @@ __all__ = ["describe", "to_dot", "write_png"]
 
 def _budget(spec: object) -> str:
     slo = spec.slo  # type: ignore[attr-defined]
-    return f"TTFT {slo.describe_ttft()}, TPOT {slo.tpot_ms:g} ms"
+    return f"TTFT {slo.describe_ttft()}, TPOT {slo.describe_tpot()}"
 
 
 def describe(agent: Agent) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Generic, ParamSpec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentflow.errors import ProgramError
-from agentflow.program.slo import SLO, parse_ttft
+from agentflow.program.slo import SLO, parse_budget
 
 __all__ = ["Stage", "StageSpec", "stage"]
 
@@ -63,7 +63,7 @@ class Stage(Generic[P]):
 
     def __repr__(self) -> str:
         slo = self.spec.slo
-        return f"<Stage {self.name} ttft={slo.describe_ttft()} tpot={slo.tpot_ms:g} ms>"
+        return f"<Stage {self.name} ttft={slo.describe_ttft()} tpot={slo.describe_tpot()}>"
 
 
 def stage(
@@ -71,6 +71,7 @@ def stage(
     ttft_ms: float | None = None,
     ttft: float | str | None = None,
     tpot_ms: float | None = None,
+    tpot: float | str | None = None,
     max_tokens: int,
     name: str | None = None,
     tier: str | None = None,
@@ -84,9 +85,10 @@ def stage(
         ttft_ms: time-to-first-token budget in milliseconds.
         ttft: the same, as milliseconds or a slowdown of the isolated prefill time ("3x").
         tpot_ms: time-per-output-token budget in milliseconds.
+        tpot: the same, as milliseconds or a slowdown of one lone decode step ("3x").
         max_tokens: upper bound on generated tokens.
         name: stage name (default: the function's name).
-        tier: SLO class label for the scheduler (default derived from tpot_ms).
+        tier: SLO class label for the scheduler (default derived from the TPOT budget).
         loop_inputs: inputs fed back from a later iteration (they may close a cycle).
         temperature: sampling temperature (0 = greedy).
         use_chat_template: send the prompt as a user turn when the model has a chat template.
@@ -103,6 +105,7 @@ def stage(
             ttft_ms=ttft_ms,
             ttft=ttft,
             tpot_ms=tpot_ms,
+            tpot=tpot,
             max_tokens=max_tokens,
             tier=tier,
             loop_inputs=tuple(loop_inputs),
@@ -114,35 +117,49 @@ def stage(
     return decorate
 
 
-def _build_spec(stage_name: str, fn: Callable[..., Any], **decl: Any) -> StageSpec:
-    if decl["ttft_ms"] is not None and decl["ttft"] is not None:
+def _parse_pair(
+    stage_name: str, decl: dict[str, Any], field: str
+) -> tuple[float | None, float | None]:
+    """One budget given as `<field>_ms=` or `<field>=`: exactly one of them, well formed."""
+    in_ms, either = decl[f"{field}_ms"], decl[field]
+    if in_ms is not None and either is not None:
         raise ProgramError(
-            "give ttft_ms or ttft, not both", stage=stage_name, field="ttft", code="slo-twice"
+            f"give {field}_ms or {field}, not both", stage=stage_name, field=field, code="slo-twice"
         )
-    if decl["ttft_ms"] is None and decl["ttft"] is None:
+    if in_ms is None and either is None:
         raise ProgramError(
-            "missing TTFT budget: give ttft_ms=... or ttft='3x'",
+            f"missing {field.upper()} budget: give {field}_ms=... or {field}='3x'",
             stage=stage_name,
-            field="ttft_ms",
+            field=f"{field}_ms",
             code="slo-missing",
         )
-    if decl["tpot_ms"] is None:
+    if isinstance(in_ms, str):
         raise ProgramError(
-            "missing TPOT budget: give tpot_ms=...",
+            f"{field}_ms must be a number of milliseconds, got {in_ms!r}"
+            f" (a slowdown goes in {field}=, e.g. {field}='3x')",
             stage=stage_name,
-            field="tpot_ms",
-            code="slo-missing",
+            field=f"{field}_ms",
+            code="slo-invalid",
         )
     try:
-        ttft_ms, slowdown = parse_ttft(
-            decl["ttft"] if decl["ttft"] is not None else decl["ttft_ms"]
-        )
+        return parse_budget(either if either is not None else in_ms, field=field)
     except ValueError as exc:
-        raise ProgramError(str(exc), stage=stage_name, field="ttft", code="slo-invalid") from exc
+        raise ProgramError(str(exc), stage=stage_name, field=field, code="slo-invalid") from exc
+
+
+def _build_spec(stage_name: str, fn: Callable[..., Any], **decl: Any) -> StageSpec:
+    ttft_ms, ttft_slowdown = _parse_pair(stage_name, decl, "ttft")
+    tpot_ms, tpot_slowdown = _parse_pair(stage_name, decl, "tpot")
     inputs = tuple(inspect.signature(fn).parameters)
-    tier = decl["tier"] or f"tpot{decl['tpot_ms']:g}ms"
+    default_tier = f"tpot{tpot_ms:g}ms" if tpot_ms is not None else f"tpot{tpot_slowdown:g}x"
+    tier = decl["tier"] or default_tier
     try:
-        slo = SLO(ttft_ms=ttft_ms, ttft_slowdown=slowdown, tpot_ms=decl["tpot_ms"])
+        slo = SLO(
+            ttft_ms=ttft_ms,
+            ttft_slowdown=ttft_slowdown,
+            tpot_ms=tpot_ms,
+            tpot_slowdown=tpot_slowdown,
+        )
         return StageSpec(
             name=stage_name,
             slo=slo,

@@ -115,12 +115,15 @@ class Context:
             prompt, use_chat_template=spec.use_chat_template
         )
         ttft_budget_ms = spec.slo.resolve_ttft_ms(self._engine.isolated_prefill_ms(prompt_tokens))
+        tpot_budget_ms = spec.slo.resolve_tpot_ms(
+            self._engine.lone_decode_ms(prompt_tokens + spec.max_tokens)
+        )
         request = GenerationRequest(
             request_id=f"{self.program_id}:{spec.name}:{iteration}",
             prompt=prompt,
             max_tokens=spec.max_tokens,
             ttft_ms=ttft_budget_ms,
-            tpot_ms=spec.slo.tpot_ms,
+            tpot_ms=tpot_budget_ms,
             program_id=self.program_id,
             stage=spec.name,
             tier=spec.tier,
@@ -136,7 +139,7 @@ class Context:
             tier=spec.tier,
             request_id=request.request_id,
             ttft_budget_ms=ttft_budget_ms,
-            tpot_budget_ms=spec.slo.tpot_ms,
+            tpot_budget_ms=tpot_budget_ms,
             prompt_tokens=prompt_tokens,
             submitted_ms=(submitted_s - self._run_started_s) * 1e3,
         )

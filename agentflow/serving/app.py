@@ -201,7 +201,8 @@ def _describe(agent: Agent) -> dict[str, Any]:
             {
                 "name": stage.spec.name,
                 "ttft": stage.spec.slo.describe_ttft(),
-                "tpot_ms": stage.spec.slo.tpot_ms,
+                "tpot": stage.spec.slo.describe_tpot(),
+                "tpot_ms": stage.spec.slo.tpot_ms,  # None when given as a slowdown
                 "max_tokens": stage.spec.max_tokens,
                 "tier": stage.spec.tier,
             }

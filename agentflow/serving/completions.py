@@ -11,13 +11,13 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentflow.engine.chat import role_lines
 from agentflow.engine.interface import Engine, GenerationRequest
 from agentflow.errors import EngineError
 from agentflow.metrics.prometheus import ServingMetrics
-from agentflow.program.slo import SLO, parse_ttft
+from agentflow.program.slo import SLO, parse_budget
 from agentflow.runtime.events import EventSink, ProgramEvent
 from agentflow.runtime.measure import measured_stream
 from agentflow.runtime.records import StageRecord
@@ -104,6 +104,7 @@ class CompletionService:
             )
         slo = self._slo(body)
         ttft_ms = slo.resolve_ttft_ms(self.engine.isolated_prefill_ms(prompt_tokens))
+        tpot_ms = slo.resolve_tpot_ms(self.engine.lone_decode_ms(prompt_tokens + max_tokens))
         request_id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
         stage = body.stage or ("chat" if chat else "completion")
         tier = body.tier or "default"
@@ -112,7 +113,7 @@ class CompletionService:
             prompt=prompt,
             max_tokens=max_tokens,
             ttft_ms=ttft_ms,
-            tpot_ms=slo.tpot_ms,
+            tpot_ms=tpot_ms,
             program_id=f"openai-{next(self._ids)}",
             stage=stage,
             tier=tier,
@@ -131,7 +132,7 @@ class CompletionService:
             tier=tier,
             request_id=request_id,
             ttft_budget_ms=ttft_ms,
-            tpot_budget_ms=slo.tpot_ms,
+            tpot_budget_ms=tpot_ms,
             prompt_tokens=prompt_tokens,
             submitted_ms=(self._now_s() - self._started_s) * 1e3,
         )
@@ -231,19 +232,18 @@ class CompletionService:
         return str(render(messages))
 
     def _slo(self, body: OpenAIRequest) -> SLO:
-        ttft_ms, slowdown = (
-            (body.ttft_ms, None)
-            if body.ttft_ms is not None
-            else parse_ttft(body.ttft if body.ttft is not None else self.defaults.ttft)
-        )
+        ttft_ms, ttft_slowdown = _budget(body.ttft_ms, body.ttft, self.defaults.ttft, "ttft")
+        tpot_ms, tpot_slowdown = _budget(body.tpot_ms, body.tpot, self.defaults.tpot_ms, "tpot")
         try:
             return SLO(
                 ttft_ms=ttft_ms,
-                ttft_slowdown=slowdown,
-                tpot_ms=body.tpot_ms or self.defaults.tpot_ms,
+                ttft_slowdown=ttft_slowdown,
+                tpot_ms=tpot_ms,
+                tpot_slowdown=tpot_slowdown,
             )
-        except ValueError as exc:
-            raise BadRequest(f"SLO: {exc}", param="ttft") from exc
+        except ValidationError as exc:
+            where = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else "ttft"
+            raise BadRequest(f"SLO: {exc}", param=where.removesuffix("_slowdown")) from exc
 
     def _envelope(self, prepared: _Prepared, kind: str) -> dict[str, Any]:
         return {
@@ -256,6 +256,15 @@ class CompletionService:
 
 def _prompt_field(body: OpenAIRequest) -> str:
     return "messages" if isinstance(body, ChatCompletionRequest) else "prompt"
+
+
+def _budget(
+    in_ms: float | None, declared: str | None, default: float | str, field: str
+) -> tuple[float | None, float | None]:
+    """(ms, slowdown) of one budget: the request's milliseconds, its "Nx", or the default."""
+    if in_ms is not None:
+        return in_ms, None
+    return parse_budget(declared if declared is not None else default, field=field)
 
 
 def _usage(record: StageRecord) -> dict[str, int]:

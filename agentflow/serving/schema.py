@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agentflow.program.slo import parse_ttft
+from agentflow.program.slo import parse_budget
 
 __all__ = [
     "ChatCompletionRequest",
@@ -36,17 +36,20 @@ class _SLOFields(BaseModel):
     """Or TTFT as a slowdown of the prompt's isolated prefill, e.g. "3x"."""
     tpot_ms: PositiveMs | None = None
     """Time per output token after the first, ms."""
+    tpot: str | None = None
+    """Or TPOT as a slowdown of one lone decode step at the request's longest context."""
     stage: _LABEL | None = None
     """Label for metrics and the scheduler (like a program's stage name)."""
     tier: _LABEL | None = None
     """SLO class label (e.g. 'tight', 'loose')."""
 
     @model_validator(mode="after")
-    def _one_ttft_form(self) -> Self:
-        if self.ttft_ms is not None and self.ttft is not None:
-            raise ValueError("give ttft_ms or ttft (a slowdown such as '3x'), not both")
-        if self.ttft is not None:
-            parse_ttft(self.ttft)  # raises ValueError naming the bad value
+    def _one_form_each(self) -> Self:
+        for field in ("ttft", "tpot"):
+            if getattr(self, f"{field}_ms") is not None and getattr(self, field) is not None:
+                raise ValueError(f"give {field}_ms or {field} (a slowdown such as '3x'), not both")
+            if getattr(self, field) is not None:
+                parse_budget(getattr(self, field), field=field)  # raises naming the bad value
         return self
 
 

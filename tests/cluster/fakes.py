@@ -85,6 +85,9 @@ class SeatedEngine:
     def isolated_prefill_ms(self, num_tokens: int) -> float:
         return self.token_delay_s * 1e3
 
+    def lone_decode_ms(self, num_context_tokens: int) -> float:
+        return self.token_delay_s * 1e3
+
     async def shutdown(self) -> None:
         await anyio.sleep(0)
 

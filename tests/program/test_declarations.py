@@ -28,6 +28,18 @@ def test_ttft_as_slowdown_resolves_against_isolated_prefill_time():
     assert summarize.spec.slo.resolve_ttft_ms(isolated_prefill_ms=120.0) == pytest.approx(360.0)
 
 
+def test_tpot_as_slowdown_resolves_against_a_lone_decode_step_and_names_the_tier():
+    @af.stage(ttft_ms=500, tpot="2.5x", max_tokens=8)
+    def think(question: str) -> str:
+        return question
+
+    assert think.spec.slo.tpot_slowdown == 2.5
+    assert think.spec.slo.tpot_ms is None
+    assert think.spec.slo.resolve_tpot_ms(lone_decode_ms=40.0) == pytest.approx(100.0)
+    assert think.spec.slo.describe_tpot() == "2.5x decode"
+    assert think.spec.tier == "tpot2.5x"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -39,6 +51,10 @@ def test_ttft_as_slowdown_resolves_against_isolated_prefill_time():
         ({"ttft": "fast", "tpot_ms": 40, "max_tokens": 8}, "ttft"),
         ({"ttft": "0.5x", "tpot_ms": 40, "max_tokens": 8}, "ttft_slowdown"),
         ({"ttft_ms": 100, "ttft": "3x", "tpot_ms": 40, "max_tokens": 8}, "ttft"),
+        ({"ttft_ms": 100, "tpot": "0.5x", "max_tokens": 8}, "tpot_slowdown"),
+        ({"ttft_ms": 100, "tpot": "quick", "max_tokens": 8}, "tpot"),
+        ({"ttft_ms": 100, "tpot_ms": 40, "tpot": "2x", "max_tokens": 8}, "tpot"),
+        ({"ttft_ms": 100, "tpot_ms": "2x", "max_tokens": 8}, "tpot_ms"),
     ],
 )
 def test_bad_budgets_raise_program_error_naming_stage_and_field(kwargs, field):

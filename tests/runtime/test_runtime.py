@@ -40,6 +40,25 @@ async def test_each_stage_call_becomes_one_request_tagged_with_its_slo():
     assert second.extra_args()["tier"] == "loose"
 
 
+async def test_a_tpot_slowdown_resolves_against_the_engines_lone_decode_step():
+    @af.stage(ttft_ms=300, tpot="4x", max_tokens=3)
+    def relative(question: str) -> str:
+        return f"think: {question}"
+
+    @af.agent
+    async def portable(ctx: af.Context, question: str) -> str:
+        return await ctx.run(relative, question)
+
+    engine = FakeEngine()
+    result = await Runtime(engine).run_one(portable, {"question": "why"})
+
+    (request,) = engine.requests
+    # Its longest context: the whole prompt plus every token it may generate.
+    context = engine.count_prompt_tokens(request.prompt) + 3
+    assert request.tpot_ms == pytest.approx(4 * engine.lone_decode_ms(context))
+    assert result.stages[0].tpot_budget_ms == pytest.approx(request.tpot_ms)
+
+
 async def test_second_stage_sees_the_first_stage_output():
     engine = FakeEngine()
     result = await Runtime(engine).run_one(reasoner, {"question": "why"})

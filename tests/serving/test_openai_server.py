@@ -57,7 +57,7 @@ async def server(tiny_model_dir):
         app = create_app(service, runtime, [writer])
         keyed = create_app(service, runtime, [writer], api_key=API_KEY)
         async with running_app(app) as url, running_app(keyed) as keyed_url:
-            yield url, keyed_url
+            yield url, keyed_url, engine
 
 
 @pytest.fixture
@@ -161,6 +161,20 @@ async def test_a_ttft_below_the_prompts_own_prefill_is_served_best_effort_and_sa
     assert body["agentflow"]["slo_met"] is False
 
 
+async def test_a_tpot_slowdown_is_resolved_against_the_engines_lone_decode_step(http, server):
+    engine = server[2]
+    reply = await http.post(
+        "/v1/completions", json={"prompt": "word " * 20, "max_tokens": 3, "tpot": "30x"}
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    # Its longest context: the prompt plus every token it may generate.
+    context = body["usage"]["prompt_tokens"] + 3
+    expected_ms = 30 * engine.lone_decode_ms(context)
+    assert body["agentflow"]["tpot_budget_ms"] == pytest.approx(expected_ms)
+    assert expected_ms != pytest.approx(500)  # not the server's default TPOT
+
+
 @pytest.mark.parametrize(
     ("body", "status", "param", "says"),
     [
@@ -169,6 +183,8 @@ async def test_a_ttft_below_the_prompts_own_prefill_is_served_best_effort_and_sa
         ({"prompt": "x", "tpot_ms": "NaN"}, 400, "tpot_ms", "finite"),
         ({"prompt": "x", "ttft": "fast"}, 400, None, "slowdown like '3x'"),
         ({"prompt": "x", "ttft": "3x", "ttft_ms": 100}, 400, None, "not both"),
+        ({"prompt": "x", "tpot": "fast"}, 400, None, "tpot must be milliseconds"),
+        ({"prompt": "x", "tpot": "2x", "tpot_ms": 100}, 400, None, "not both"),
         ({"prompt": "x", "model": "gpt-4o"}, 404, "model", "serves 'tiny-llama'"),
         ({"prompt": "x", "max_tokens": MAX_MODEL_LEN}, 400, "max_tokens", "context of 512"),
         ({"prompt": "word " * 200, "max_tokens": 1}, 400, "prompt", "context of 512"),

@@ -141,6 +141,10 @@ class SimEngine:
         """The profile's predicted prefill time of a lone prompt."""
         return self._predictor.isolated_prefill_s(num_tokens) * 1e3
 
+    def lone_decode_ms(self, num_context_tokens: int) -> float:
+        """The profile's predicted decode step of a lone request."""
+        return self._predictor.lone_decode_s(num_context_tokens) * 1e3
+
     async def stream(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         """Submit `request`; yield its tokens as the simulated engine produces them.
 

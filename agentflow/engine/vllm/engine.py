@@ -202,6 +202,10 @@ class VLLMEngine:
         """Predicted prefill time of a lone `num_tokens` prompt, from the step-time predictor."""
         return self.predictor.isolated_prefill_s(num_tokens) * 1e3
 
+    def lone_decode_ms(self, num_context_tokens: int) -> float:
+        """Predicted decode step of a lone request, from the step-time predictor."""
+        return self.predictor.lone_decode_s(num_context_tokens) * 1e3
+
     @property
     def kv_cache_shape(self) -> tuple[int, int]:
         """(KV blocks, tokens per block) that the started engine allocated.

@@ -1,0 +1,35 @@
+"""The idle-engine check: budgets no engine step could meet are refused before serving."""
+
+import pytest
+
+import agentflow as af
+from agentflow.errors import ProgramError
+from agentflow.planner import StepTimePredictor
+from agentflow.program.feasibility import check_feasible
+
+PREDICTOR = StepTimePredictor.default_cpu()
+MAX_TOKENS = 16
+
+
+def _agent(**budgets):
+    @af.stage(max_tokens=MAX_TOKENS, **budgets)
+    def step(q: str) -> str:
+        return q
+
+    @af.agent
+    async def one(ctx: af.Context, q: str) -> str:
+        return await ctx.run(step, q)
+
+    return one
+
+
+def test_an_absolute_tpot_below_one_lone_decode_step_is_refused_naming_the_field():
+    decode_ms = PREDICTOR.lone_decode_s(MAX_TOKENS) * 1e3
+    with pytest.raises(ProgramError) as info:
+        check_feasible(_agent(ttft_ms=10_000, tpot_ms=0.5 * decode_ms), PREDICTOR)
+    assert (info.value.stage, info.value.field) == ("step", "tpot_ms")
+
+
+def test_slowdown_budgets_are_feasible_on_any_engine_by_construction():
+    # 1x is exactly what the request needs alone: never below an idle engine's step.
+    check_feasible(_agent(ttft="1x", tpot="1x"), PREDICTOR)

@@ -154,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     _tracing_options(serve)
 
     profile = commands.add_parser("profile", help="fit the step-time predictor on this machine")
-    profile.add_argument("--quick", action="store_true", help="a smaller grid (about a minute)")
+    profile.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smaller grid, about a tenth of the full one's steps",
+    )
     profile.add_argument("--json", type=Path, help="write samples and accuracy here")
     _engine_options(profile)
 
@@ -309,6 +313,7 @@ def _engine_config(args: argparse.Namespace) -> Any:
             load_format=args.load_format,
             trace_path=args.trace,
             num_speculative_tokens=args.speculative_tokens,
+            measure_speed=True,
         )
     except ValueError as exc:
         raise ConfigError(f"engine settings: {exc}") from exc
@@ -430,7 +435,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from agentflow.metrics.prometheus import ServingMetrics
-    from agentflow.program.slo import parse_ttft
+    from agentflow.program.slo import parse_budget
     from agentflow.serving import CompletionService, ServeDefaults, create_app
     from tools.serving import serve_app
 
@@ -441,7 +446,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ValueError:
         ttft = args.default_ttft
     try:
-        parse_ttft(ttft)
+        parse_budget(ttft, field="ttft")
         defaults = ServeDefaults(
             ttft=ttft, tpot_ms=args.default_tpot_ms, max_tokens=args.default_max_tokens
         )

@@ -10,13 +10,15 @@ def think_prompt(question: str) -> str:
     return f"Think step by step, in a few short sentences, about this question: {question}"
 
 
-@af.stage(ttft_ms=400, tpot_ms=50, max_tokens=128, tier="tight")
+# Budgets relative to the engine ("3x": three times what the request needs alone), so the
+# example asks for the same tightness on a 2-core CPU and on a GPU.
+@af.stage(ttft="3x", tpot="3x", max_tokens=128, tier="tight")
 def think(question: str) -> str:
     # The user watches the reasoning stream: it must keep up (tight TPOT).
     return think_prompt(question)
 
 
-@af.stage(ttft="5x", tpot_ms=150, max_tokens=96, tier="loose")
+@af.stage(ttft="5x", tpot="8x", max_tokens=96, tier="loose")
 def answer(question: str, think: str) -> str:
     # Only the final answer is read as a whole: its budget is loose.
     # Starts with think's prompt: that prefix is already in the KV cache (8x cheaper prefill,

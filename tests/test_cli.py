@@ -124,7 +124,11 @@ def test_reasoning_example_runs_end_to_end_on_smollm2(tmp_path):
     for rec in stages:
         assert rec["output_tokens"] > 0
         assert rec["ttft_ms"] > 0 and isinstance(rec["slo_met"], bool)
-        assert rec["tpot_budget_ms"] in (50, 150)
+    # "3x" and "8x" a lone decode step, resolved per request against the engine's profile.
+    budgets = {(s["program_id"], s["stage"]): s["tpot_budget_ms"] for s in stages}
+    for program_id in {s["program_id"] for s in stages}:
+        think, answer = budgets[program_id, "think"], budgets[program_id, "answer"]
+        assert 0 < think < answer < 8 / 3 * think * 1.5
     assert "Stages" in proc.stdout and "TTFT" in proc.stdout
 
 

@@ -76,6 +76,13 @@ class VLLMEngineConfig(BaseModel):
     warmup: bool = True
     """Serve a few throw-away requests at start: the first prefill of each new shape pays
     one-off allocations (seconds on CPU) that would otherwise land on a user's first TTFT."""
+    measure_speed: bool = False
+    """Without a cached `agentflow profile` fit for this model, time one lone request after the
+    warm-up and scale the frontend's step-time model to it. Relative budgets ("5x" TTFT, "3x"
+    TPOT) are resolved in the frontend, which otherwise keeps the packaged profile of another
+    machine (the engine core follows the real speed on its own, from every step). On by
+    default in the command line; off here, so that tests and benchmarks decide budgets from
+    the model they pass."""
     omp_threads_bind: str | None = None
     """VLLM_CPU_OMP_THREADS_BIND. None: on small machines (≤ 4 cores) pin the model worker to
     the last core and leave the rest to the frontend and the engine core; else vLLM's 'auto'.

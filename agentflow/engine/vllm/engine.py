@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["VLLMEngine", "stop_on_sigterm"]
 
 _SCHEDULER_MODULE = "agentflow.engine.vllm.scheduler"
+
+logger = logging.getLogger(__name__)
 
 
 def _set_engine_environment(config: VLLMEngineConfig) -> None:
@@ -80,12 +83,16 @@ class VLLMEngine:
     def __init__(
         self, config: VLLMEngineConfig, *, predictor: StepTimePredictor | None = None
     ) -> None:
+        self._has_profile = predictor is not None
+        """Whether the step-time model describes this machine (passed in, or a cached fit)."""
         if predictor is None:
             # Imported here: the engine-core process imports this package for the scheduler only.
             from agentflow.engine.vllm.profile_store import load_profile
             from agentflow.planner import StepTimePredictor
 
-            predictor = load_profile(config.model, config.dtype) or StepTimePredictor.default_cpu()
+            predictor = load_profile(config.model, config.dtype)
+            self._has_profile = predictor is not None
+            predictor = predictor or StepTimePredictor.default_cpu()
         self.config = config
         self.predictor = predictor
         self._llm: AsyncLLM | None = None
@@ -163,6 +170,8 @@ class VLLMEngine:
         self._tokenizer = self._llm.get_tokenizer()
         if cfg.warmup:
             await self._warm_up()
+        if cfg.measure_speed and not self._has_profile:
+            await self._measure_speed()
 
     async def _warm_up(self) -> None:
         for index, length in enumerate((16, 128, 512, 1024)):
@@ -175,6 +184,47 @@ class VLLMEngine:
             )
             async for _ in self.stream(request):
                 pass
+
+    async def _measure_speed(self, num_prompt_words: int = 64, num_tokens: int = 12) -> None:
+        """Scale the frontend's (packaged) step-time model to one lone request timed here.
+
+        Its first token times a prefill step, each later one a lone decode step; the model's
+        online recalibration takes them as measured steps (see `VLLMEngineConfig.measure_speed`).
+        Frontend timings include a millisecond or so of inter-process transit per step.
+        """
+        from agentflow.planner import StepSample, chunk_context_tokens
+
+        prompt = " ".join(["speed"] * num_prompt_words)
+        num_prompt = len(self._tokenizer.encode(prompt))
+        request = GenerationRequest.unconstrained(
+            "agentflow-speed", prompt, num_tokens, label="warmup"
+        )
+        last_s = time.perf_counter()
+        num_done = 0
+        samples = []
+        async for delta in self.stream(request):
+            now_s = time.perf_counter()
+            if delta.num_tokens > 0 and num_done == 0:
+                pairs = chunk_context_tokens(0, num_prompt)
+                samples.append(StepSample(num_prompt, 0, 0, 0, now_s - last_s, pairs))
+            elif delta.num_tokens > 0:
+                per_step_s = (now_s - last_s) / delta.num_tokens
+                context = num_prompt + num_done
+                for _ in range(delta.num_tokens):
+                    samples.append(StepSample(0, 1, context, 0, per_step_s))
+            num_done += delta.num_tokens
+            last_s = now_s
+        before_ms = self.lone_decode_ms(num_prompt)
+        for sample in samples:
+            self.predictor.observe(sample)
+        logger.warning(
+            "agentflow: no `agentflow profile` fit for %s on this machine: relative budgets"
+            " follow a lone decode step measured now (%.0f ms; the packaged profile says %.0f ms)."
+            " `agentflow profile --quick` fits one.",
+            self.config.model.name,
+            self.lone_decode_ms(num_prompt),
+            before_ms,
+        )
 
     def _require_llm(self) -> AsyncLLM:
         if self._llm is None:

@@ -43,7 +43,12 @@ class ProfileGrid:
 
     @classmethod
     def quick(cls) -> ProfileGrid:
-        """A smaller grid (about a minute on 2 CPU cores with the tiny model)."""
+        """A smaller grid, for minutes rather than half an hour or more.
+
+        About a minute on 2 CPU cores with the tiny model; with SmolLM2-135M six minutes on a
+        2-core VM whose lone decode step took 103 ms, where the full grid had not finished
+        the first of its two repeats after 33 minutes.
+        """
         return cls(
             prefill_lengths=(16, 64, 160, 384, 768),
             decode_batches=(1, 4, 8, 16, 32),
@@ -109,7 +114,12 @@ async def measure_steps(
     with tempfile.TemporaryDirectory(prefix="agentflow-profile-") as tmp:
         trace = Path(tmp) / "steps.jsonl"
         # Steps are timed by our scheduler class, whatever policy `config` serves with.
-        update = {"trace_path": trace, "planner": planner, "policy": "agentflow"}
+        update = {
+            "trace_path": trace,
+            "planner": planner,
+            "policy": "agentflow",
+            "measure_speed": False,
+        }
         profiling = config.model_copy(update=update)
         async with VLLMEngine(profiling) as engine:
             # Warm-up: the first step of each new shape pays one-off allocations; run every
@@ -156,7 +166,7 @@ def split_samples(
 
 
 async def fit_now(config: VLLMEngineConfig, *, planner: PlannerName = "none") -> StepTimePredictor:
-    """Fit a step-time model on the quick grid, measured now (about a minute on 2 cores).
+    """Fit a step-time model on the quick grid, measured now (`ProfileGrid.quick`: minutes).
 
     For benchmarks on a shared machine, whose speed drifts by 20 % and more within an hour: a
     profile fitted earlier would make the SLO budgets (TTFT is a multiple of the predicted

@@ -31,7 +31,6 @@ Writes benchmarks/results/sim_vs_real.json.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import tempfile
@@ -43,7 +42,6 @@ import numpy as np
 
 from agentflow.engine.sim.loop import simulate
 from agentflow.engine.sim.policies.factory import PolicyOptions
-from agentflow.engine.sim.profiles import cpu_profile
 from agentflow.engine.sim.request import RequestSpec
 from agentflow.engine.vllm import VLLMEngine, VLLMEngineConfig
 from agentflow.engine.vllm.config import PlannerName
@@ -58,6 +56,7 @@ from agentflow.workloads.cpu_mix import (
     at_rate,
     build_workload,
     classes_for,
+    engine_profile,
     lone_decode_ms,
     slowdown,
 )
@@ -150,7 +149,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             trace = Path(tmp) / "steps.jsonl"
             config = VLLMEngineConfig(model=model, policy=policy, trace_path=trace)
             async with VLLMEngine(config) as engine:
-                kv_blocks, block_size = engine.kv_cache_shape
+                kv_cache = engine.kv_cache_shape
                 trace.write_text("")  # warm-up steps are not the run's
                 for rate in rates:
                     repeats = []
@@ -181,14 +180,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             }
             print(f"{policy:9} {rate:4.1f} req/s")
             for label, (error_key, predictor) in profiles.items():
-                # The engine's own KV cache: in float32 the same memory holds half the blocks
-                # of the bf16 profile.
-                profile = dataclasses.replace(
-                    cpu_profile(),
-                    pieces=predictor.pieces,
-                    kv_blocks_total=kv_blocks,
-                    block_size=block_size,
-                )
+                profile = engine_profile(predictor, kv_cache)
                 sim = _mean(
                     [sim_figures(outcomes, policy, profile, config) for outcomes in repeats]
                 )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agentflow.engine.sim import PolicyOptions, RequestSpec
-from agentflow.engine.sim.profiles import cpu_profile
+from agentflow.engine.sim.profiles import SimProfile, cpu_profile
 from agentflow.runtime.replay import TraceRequest
 from agentflow.workloads.arrivals import PoissonArrivals, TraceArrivals
 from agentflow.workloads.azure import load_azure_trace
@@ -34,6 +34,7 @@ __all__ = [
     "at_rate",
     "build_workload",
     "classes_for",
+    "engine_profile",
     "lone_decode_ms",
     "sim_specs",
     "simulated_capacity_rps",
@@ -178,6 +179,21 @@ def _ttft_budget_s(request: TraceRequest, predictor: StepTimePredictor) -> float
     return slowdown * predictor.isolated_prefill_s(request.prompt_tokens)
 
 
+def engine_profile(
+    predictor: StepTimePredictor, kv_cache: tuple[int, int] | None = None
+) -> SimProfile:
+    """The simulated CPU engine (`cpu_profile`: its seat and token limits) as a run measured it.
+
+    `predictor`'s step times, and the started engine's KV cache as (blocks, tokens per block)
+    when given (`VLLMEngine.kv_cache_shape`: in float32 the same memory holds half the bf16
+    profile's blocks).
+    """
+    profile = replace(cpu_profile(), pieces=predictor.pieces)
+    if kv_cache is not None:
+        profile = replace(profile, kv_blocks_total=kv_cache[0], block_size=kv_cache[1])
+    return profile
+
+
 def simulated_capacity_rps(
     workload: list[TraceRequest],
     policy: str,
@@ -190,15 +206,11 @@ def simulated_capacity_rps(
 ) -> float:
     """Capacity of the real engine's `policy` on `workload`, as the simulator predicts it.
 
-    The simulated engine is the CPU engine's (`cpu_profile`: its seat and token limits) with
-    `predictor`'s step times, the real engine's `tpot_tolerance`, and its KV cache as
-    (blocks, tokens per block) when given (`VLLMEngine.kv_cache_shape`: in float32 the same
-    memory holds half the bf16 profile's blocks). Used to seed a real capacity search, not in
-    place of one: the real probes decide.
+    The simulated engine is `engine_profile(predictor, kv_cache)` with the real engine's
+    `tpot_tolerance`. Used to seed a real capacity search, not in place of one: the real probes
+    decide.
     """
-    profile = replace(cpu_profile(), pieces=predictor.pieces)
-    if kv_cache is not None:
-        profile = replace(profile, kv_blocks_total=kv_cache[0], block_size=kv_cache[1])
+    profile = engine_profile(predictor, kv_cache)
 
     def evaluate(rate_rps: float) -> ProbeResult:
         specs = sim_specs(at_rate(workload, rate_rps), predictor)

@@ -199,24 +199,22 @@ class VLLMEngine:
         request = GenerationRequest.unconstrained(
             "agentflow-speed", prompt, num_tokens, label="warmup"
         )
+        before_ms = self.lone_decode_ms(num_prompt)
+        pairs = chunk_context_tokens(0, num_prompt)
         last_s = time.perf_counter()
         num_done = 0
-        samples = []
         async for delta in self.stream(request):
+            if delta.num_tokens == 0:
+                continue
             now_s = time.perf_counter()
-            if delta.num_tokens > 0 and num_done == 0:
-                pairs = chunk_context_tokens(0, num_prompt)
-                samples.append(StepSample(num_prompt, 0, 0, 0, now_s - last_s, pairs))
-            elif delta.num_tokens > 0:
-                per_step_s = (now_s - last_s) / delta.num_tokens
-                context = num_prompt + num_done
+            if num_done == 0:  # the first token came with the prefill step
+                self.predictor.observe(StepSample(num_prompt, 0, 0, 0, now_s - last_s, pairs))
+            else:
+                step_s = (now_s - last_s) / delta.num_tokens
                 for _ in range(delta.num_tokens):
-                    samples.append(StepSample(0, 1, context, 0, per_step_s))
+                    self.predictor.observe(StepSample(0, 1, num_prompt + num_done, 0, step_s))
             num_done += delta.num_tokens
             last_s = now_s
-        before_ms = self.lone_decode_ms(num_prompt)
-        for sample in samples:
-            self.predictor.observe(sample)
         logger.warning(
             "agentflow: no `agentflow profile` fit for %s on this machine: relative budgets"
             " follow a lone decode step measured now (%.0f ms; the packaged profile says %.0f ms)."

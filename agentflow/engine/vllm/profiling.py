@@ -43,11 +43,11 @@ class ProfileGrid:
 
     @classmethod
     def quick(cls) -> ProfileGrid:
-        """A smaller grid, for minutes rather than half an hour or more.
+        """A smaller grid: about a tenth of the full one's steps.
 
-        About a minute on 2 CPU cores with the tiny model; with SmolLM2-135M six minutes on a
-        2-core VM whose lone decode step took 103 ms, where the full grid had not finished
-        the first of its two repeats after 33 minutes.
+        About a minute on 2 CPU cores with the tiny model; with SmolLM2-135M six minutes when
+        `benchmarks/capacity.py --quick` fitted it on a 2-core VM whose lone decode step it
+        put at 103 ms.
         """
         return cls(
             prefill_lengths=(16, 64, 160, 384, 768),

@@ -37,6 +37,7 @@ from agentflow.planner.step_plan import Admission, Rejection, StepPlan
 __all__ = ["FastPlanner", "admit_greedy"]
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _reject_all(
@@ -62,13 +63,9 @@ class _Greedy:
         """Removals and full checks the one-for-two trade pass may still spend."""
         self.max_new_work, self.max_new_blocks = 0.0, 0
 
-    def may_exchange(self, j: int, is_memory: bool) -> bool:
-        """Whether rejected candidate j is small enough to try replacing a new job."""
-        if self.swaps_left <= 0 or self.problem.is_late[j]:
-            return False
-        if is_memory:
-            return self.blocks[j] < self.max_new_blocks
-        return self.work[j] < self.max_new_work
+    def exchange_limits(self) -> tuple[bool, float, int]:
+        """What decides whether a rejected candidate may try an exchange (see `_exchangeable`)."""
+        return self.swaps_left > 0, self.max_new_work, self.max_new_blocks
 
     def offer(self, j: int) -> Rejection | None:
         """Try to admit candidate j; return why not."""
@@ -137,7 +134,7 @@ _PAIR_POOL = 32
 does not grow with the queue)."""
 
 
-def _screen(greedy: _Greedy, jobs: IntArray) -> tuple[list[bool], list[bool]]:
+def _screen(greedy: _Greedy, jobs: IntArray) -> tuple[BoolArray, BoolArray]:
     """Which of `jobs` may fit now (necessary tests, vectorized), and which fail on memory."""
     p, led, g = greedy.problem, greedy.ledger, greedy.ledger.grid
     work, d = p.work_s[jobs], g.deadline_idx[jobs]
@@ -162,7 +159,31 @@ def _screen(greedy: _Greedy, jobs: IntArray) -> tuple[list[bool], list[bool]]:
         & ((a >= b) | (p.load[jobs] <= lowest + EPS))
     )
     fits &= ~p.is_late[jobs]
-    return fits.tolist(), no_memory.tolist()
+    return fits, no_memory
+
+
+def _exchangeable(greedy: _Greedy, jobs: IntArray, no_memory: BoolArray) -> BoolArray:
+    """Which rejected `jobs` are small enough to try replacing a new job (Moore-Hodgson)."""
+    p = greedy.problem
+    if greedy.swaps_left <= 0:
+        return np.zeros(len(jobs), dtype=bool)
+    smaller = np.where(
+        no_memory,
+        p.num_blocks[jobs] < greedy.max_new_blocks,
+        p.work_s[jobs] < greedy.max_new_work,
+    )
+    return smaller & ~p.is_late[jobs]
+
+
+def _bulk_reasons(
+    problem: PlanningProblem, jobs: IntArray, no_memory: BoolArray
+) -> list[Rejection]:
+    """Why each of `jobs` was turned away without a full check."""
+    late = problem.is_late[jobs].tolist()
+    return [
+        Rejection.LATE if is_late else Rejection.MEMORY if is_memory else Rejection.COMPUTE
+        for is_late, is_memory in zip(late, no_memory.tolist(), strict=True)
+    ]
 
 
 def _offer_all(
@@ -170,29 +191,45 @@ def _offer_all(
 ) -> int:
     """One EDF pass over `candidates`; return the position of the last exchange (-1: none).
 
-    Candidates are screened a window at a time, again after every admission or exchange;
-    those that cannot fit are rejected without a full check.
+    Candidates are screened a window at a time, again after every exchange; those that
+    cannot fit, and are too bulky to replace a new job, are rejected in runs without a full
+    check (the state changes only when a candidate is offered).
     """
     p, last_swap = greedy.problem, -1
     for start in range(0, len(candidates), _WINDOW):
         window = candidates[start : start + _WINDOW]
-        fits, no_memory = _screen(greedy, window)
-        for i, j in enumerate(window.tolist()):
+        ids, n = window.tolist(), len(window)
+        fits_arr, no_memory = _screen(greedy, window)
+        fits = fits_arr.tolist()
+        exchangeable = _exchangeable(greedy, window, no_memory).tolist()
+        bulk = _bulk_reasons(p, window, no_memory)
+        i = 0
+        while i < n:
             if num_old + len(greedy.new) >= p.max_num_seqs:
                 reasons.update(_reject_all(p, candidates[start + i :].tolist(), Rejection.SEQS))
                 return last_swap
-            if not (fits[i] or greedy.may_exchange(j, no_memory[i])):
-                reasons[j] = _bulk_reason(p, j, no_memory[i])
-                continue
-            swaps = greedy.num_swaps
-            if (reason := greedy.offer(j)) is not None:
-                reasons[j] = reason
+            k = i
+            while k < n and not (fits[k] or exchangeable[k]):
+                k += 1
+            reasons.update(zip(ids[i:k], bulk[i:k], strict=True))
+            if k == n:
+                break
+            swaps, bulkiest = greedy.num_swaps, greedy.exchange_limits()
+            if (reason := greedy.offer(ids[k])) is not None:
+                reasons[ids[k]] = reason
+            i = k + 1
+            if i == n:
+                break
+            rest = window[i:]
             # Admissions only fill the engine up, so a failed screen stays failed; an exchange
             # frees room: screen the rest of the window again.
             if greedy.num_swaps > swaps:
-                last_swap = start + i
-                if i + 1 < len(window):
-                    fits[i + 1 :], no_memory[i + 1 :] = _screen(greedy, window[i + 1 :])
+                last_swap = start + k
+                fits_arr, no_memory[i:] = _screen(greedy, rest)
+                fits[i:] = fits_arr.tolist()
+                bulk[i:] = _bulk_reasons(p, rest, no_memory[i:])
+            if greedy.num_swaps > swaps or greedy.exchange_limits() != bulkiest:
+                exchangeable[i:] = _exchangeable(greedy, rest, no_memory[i:]).tolist()
     return last_swap
 
 
@@ -204,7 +241,7 @@ def _pair_for(greedy: _Greedy, pool: list[int]) -> tuple[int, int] | None:
     """
     led, jobs, blocks = greedy.ledger, greedy.jobs, greedy.blocks
     fits, _ = _screen(greedy, np.asarray(pool, dtype=np.int64))
-    firsts = [j for j, ok in zip(pool, fits, strict=True) if ok]
+    firsts = [j for j, ok in zip(pool, fits.tolist(), strict=True) if ok]
     for i, first in enumerate(firsts):
         if greedy.trade_checks_left <= 0:
             return None
@@ -213,8 +250,8 @@ def _pair_for(greedy: _Greedy, pool: list[int]) -> tuple[int, int] | None:
             continue
         greedy.num_blocks += blocks[first]
         rest = firsts[i + 1 :]
-        ok_rest, _ = _screen(greedy, np.asarray(rest, dtype=np.int64)) if rest else ([], [])
-        for second, ok in zip(rest, ok_rest, strict=True):
+        ok_rest, _ = _screen(greedy, np.asarray(rest, dtype=np.int64))
+        for second, ok in zip(rest, ok_rest.tolist(), strict=True):
             if not ok or greedy.trade_checks_left <= 0:
                 continue
             greedy.trade_checks_left -= 1
@@ -236,9 +273,10 @@ def _exchange_one_for_two(
     so the loop ends; `max_tries` caps the removals and full checks it spends.
     """
     p, led = greedy.problem, greedy.ledger
+    is_late = p.is_late.tolist()
     greedy.trade_checks_left = max_tries
     while greedy.trade_checks_left > 0 and num_old + len(greedy.new) < p.max_num_seqs:
-        pool = [j for j, r in reasons.items() if r in _RETRYABLE and not p.is_late[j]]
+        pool = [j for j, r in reasons.items() if r in _RETRYABLE and not is_late[j]]
         if len(pool) < 2:
             return
         pool = sorted(pool, key=p.deadline_s.__getitem__)[:_PAIR_POOL]
@@ -261,12 +299,6 @@ def _exchange_one_for_two(
                 return
         else:
             return
-
-
-def _bulk_reason(problem: PlanningProblem, job: int, is_memory: bool) -> Rejection:
-    if problem.is_late[job]:
-        return Rejection.LATE
-    return Rejection.MEMORY if is_memory else Rejection.COMPUTE
 
 
 def admit_greedy(

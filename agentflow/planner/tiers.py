@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -11,14 +11,18 @@ __all__ = ["derive_tiers", "tier_for_slack", "tiers_for_slack"]
 
 
 def derive_tiers(
-    tpots_s: Iterable[float], margin_s: float = 0.001, loosest_extra_s: float = 0.1
+    tpots_s: Sequence[float] | npt.NDArray[np.float64],
+    margin_s: float = 0.001,
+    loosest_extra_s: float = 0.1,
 ) -> tuple[float, ...]:
     """Tier TPOTs for a set of requests, tightest first (SLOs-Serve §1).
 
     Each distinct TPOT, shifted down by `margin_s` (never below half of it), is a tier; one extra
     loosest tier sits `loosest_extra_s` above the largest TPOT. Empty input gives no tiers.
     """
-    distinct = sorted({round(float(t), 9) for t in tpots_s})
+    # Round only the distinct values: a plan holds hundreds of requests but a few TPOTs.
+    values = np.unique(np.asarray(tpots_s, dtype=np.float64)).tolist()
+    distinct = sorted({round(t, 9) for t in values})
     if not distinct:
         return ()
     tiers = [max(t - margin_s, 0.5 * t) for t in distinct]

@@ -367,7 +367,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 on_done=lambda _: progress.advance(task),
             )
 
-    results = anyio.run(_with_runtime, config, program, args, work)
+    results = anyio.run(_with_runtime, config, program, args, work, [agent])
     _report(results, args, show_outputs=not args.stream)
     if args.json is not None:
         _write_json(args.json, {"outputs": [r.to_json() for r in results], **_records(results)})
@@ -419,7 +419,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         with console.status(f"{len(offsets_s)} instances of {agent.name} at {args.rate:g}/s"):
             return await run_load(runtime, agent, inputs, offsets_s)
 
-    results = anyio.run(_with_runtime, config, program, args, work)
+    results = anyio.run(_with_runtime, config, program, args, work, [agent])
     summary = summarize(results)
     stdout.print(stage_summary_table([rec for r in results for rec in r.stages]))
     stdout.print(
@@ -477,7 +477,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return []
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C or SIGTERM: the normal way to stop
-        anyio.run(_with_runtime, config, program, args, work)
+        anyio.run(_with_runtime, config, program, args, work, program.agents)
     return EXIT_OK
 
 
@@ -544,12 +544,41 @@ def _check_feasible(agent: Agent, config: Any, args: argparse.Namespace) -> None
     check_feasible(agent, predictor)
 
 
+def _warn_infeasible(agents: Sequence[Agent], engine: Any) -> None:
+    """Warn of absolute budgets the started engine cannot meet even when idle.
+
+    The check before start uses the cached `agentflow profile` fit, or without one the
+    packaged profile of another machine; a started vLLM engine has timed itself (its
+    `measure_speed`), so this is where a budget set for a faster machine shows. A warning, not
+    a refusal: a shared machine's speed moves, and the run reports every miss anyway.
+    """
+    from agentflow.program.feasibility import infeasible_budgets
+
+    shortest_prefill_ms = engine.isolated_prefill_ms(1)
+    for agent in agents:
+        for problem in infeasible_budgets(agent, engine.lone_decode_ms, shortest_prefill_ms):
+            console.print(
+                f"agentflow: warning: {problem} (measured on this engine): it will be missed;"
+                ' a relative budget ("3x") follows the engine',
+                style="yellow",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
 async def _with_runtime(
-    config: Any, program: LoadedProgram, args: argparse.Namespace, work: Any
+    config: Any,
+    program: LoadedProgram,
+    args: argparse.Namespace,
+    work: Any,
+    agents: Sequence[Agent],
 ) -> list[ProgramResult]:
     """Start the engine (and the program's tool client), run `work(runtime)`, stop both.
 
-    The engine is stopped in a shielded scope: on Ctrl-C or an error its processes still go.
+    Once the engine runs, `agents`' absolute budgets are checked again against its own
+    step times (see `_warn_infeasible`). The engine is stopped in a shielded scope: on Ctrl-C
+    or an error its processes still go.
     """
     from agentflow.runtime import Runtime
 
@@ -562,6 +591,7 @@ async def _with_runtime(
             label = f"{engine.name} x{args.replicas}" if args.replicas > 1 else engine.name
             with console.status(f"starting {label} ({config.model.name}, {config.policy})"):
                 await engine.start()
+            _warn_infeasible(agents, engine)
             async with contextlib.AsyncExitStack() as stack:
                 tools = None
                 if program.tool_client is not None:

@@ -7,7 +7,7 @@ import agentflow as af
 __all__ = ["STAGES", "code"]
 
 
-@af.stage(ttft="5x", tpot_ms=50, max_tokens=192, tier="tight-tpot", name="code")
+@af.stage(ttft="5x", tpot="3x", max_tokens=192, tier="tight-tpot", name="code")
 def code(task: str) -> str:
     """Write code for `task`."""
     return f"Write a short Python function for this task. Reply with code only.\n\nTask: {task}"

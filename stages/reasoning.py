@@ -12,13 +12,13 @@ def think_prompt(question: str) -> str:
     return f"Think step by step, in a few short sentences, about this question: {question}"
 
 
-@af.stage(ttft_ms=400, tpot_ms=50, max_tokens=128, tier="tight", name="think")
+@af.stage(ttft="3x", tpot="3x", max_tokens=128, tier="tight", name="think")
 def think(question: str) -> str:
     """Reasoning the user watches stream: tight TPOT."""
     return think_prompt(question)
 
 
-@af.stage(ttft="5x", tpot_ms=150, max_tokens=96, tier="loose", name="answer")
+@af.stage(ttft="5x", tpot="8x", max_tokens=96, tier="loose", name="answer")
 def answer(question: str, think: str) -> str:
     """The final answer, read as a whole: loose budget."""
     # Starts with think's prompt: that prefix is already in the KV cache (8x cheaper prefill,

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-@af.stage(ttft="3x", tpot_ms=50, max_tokens=64, tier="tight", name="act")
+@af.stage(ttft="3x", tpot="3x", max_tokens=64, tier="tight", name="act")
 def act(question: str, tools: str, transcript: str) -> str:
     """Propose the next tool call (tight: the user waits on every loop iteration)."""
     # One worked example: small models copy the format far more reliably than they follow it.
@@ -47,7 +47,7 @@ def act(question: str, tools: str, transcript: str) -> str:
     )
 
 
-@af.stage(ttft="5x", tpot_ms=150, max_tokens=96, tier="loose", name="final")
+@af.stage(ttft="5x", tpot="8x", max_tokens=96, tier="loose", name="final")
 def final(question: str, transcript: str) -> str:
     """Answer from the transcript (loose: read once, at the end)."""
     return f"Question: {question}\n{transcript}\nGive the final answer in one or two sentences."

@@ -238,3 +238,36 @@ def test_a_stage_no_idle_engine_could_serve_is_rejected_before_starting(capsys, 
     assert main(["run", str(path), "--backend", "sim"]) == 2
     err = capsys.readouterr().err
     assert "stage 'hurried', field 'tpot_ms'" in err and "infeasible" in err
+
+
+def test_a_budget_the_started_engine_cannot_meet_is_warned_of_and_the_run_goes_on(
+    capsys, tmp_path, monkeypatch
+):
+    # The check before start passes on the profile; the started engine reports that one decode
+    # step alone takes 500 ms (a vLLM engine times itself at start), above the 100 ms TPOT.
+    from agentflow.engine.sim.engine import SimEngine
+
+    monkeypatch.setattr(SimEngine, "lone_decode_ms", lambda self, num_context_tokens: 500.0)
+    path = _program(
+        tmp_path,
+        """
+        import agentflow as af
+
+        @af.stage(ttft="5x", tpot_ms=100, max_tokens=8)
+        def steady(q: str) -> str:
+            return q
+
+        @af.stage(ttft="5x", tpot="3x", max_tokens=8)
+        def relative(q: str) -> str:
+            return q
+
+        @af.agent
+        async def a(ctx, q: str = "x") -> str:
+            return await ctx.run(relative, await ctx.run(steady, q))
+        """,
+    )
+    assert main(["run", str(path), "--backend", "sim"]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1, err
+    assert "stage 'steady', field 'tpot_ms'" in warnings[0] and "500.0 ms" in warnings[0]

@@ -5,7 +5,7 @@ import pytest
 import agentflow as af
 from agentflow.errors import ProgramError
 from agentflow.planner import StepTimePredictor
-from agentflow.program.feasibility import check_feasible
+from agentflow.program.feasibility import check_feasible, infeasible_budgets
 
 PREDICTOR = StepTimePredictor.default_cpu()
 MAX_TOKENS = 16
@@ -33,3 +33,11 @@ def test_an_absolute_tpot_below_one_lone_decode_step_is_refused_naming_the_field
 def test_slowdown_budgets_are_feasible_on_any_engine_by_construction():
     # 1x is exactly what the request needs alone: never below an idle engine's step.
     check_feasible(_agent(ttft="1x", tpot="1x"), PREDICTOR)
+
+
+def test_every_offending_field_is_listed_against_the_engines_own_times():
+    agent = _agent(ttft_ms=20, tpot_ms=40)
+    problems = infeasible_budgets(agent, lambda num_tokens: 100.0, shortest_prefill_ms=30.0)
+    assert [(p.stage, p.field) for p in problems] == [("step", "tpot_ms"), ("step", "ttft_ms")]
+    assert "100.0 ms" in str(problems[0]) and "30.0 ms" in str(problems[1])
+    assert infeasible_budgets(agent, lambda num_tokens: 40.0, shortest_prefill_ms=20.0) == []

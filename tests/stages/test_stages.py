@@ -15,20 +15,20 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize(
-    ("stage", "ttft", "tpot_ms"),
+    ("stage", "ttft", "tpot"),
     [
-        (reasoning.think, "400 ms", 50),
-        (reasoning.answer, "5x prefill", 150),
-        (summarize.summarize, "3x prefill", 150),
-        (code.code, "5x prefill", 50),
-        (chat.chat, "5x prefill", 150),
-        (tool_loop.act, "3x prefill", 50),
-        (tool_loop.final, "5x prefill", 150),
+        (reasoning.think, "3x prefill", "3x decode"),
+        (reasoning.answer, "5x prefill", "8x decode"),
+        (summarize.summarize, "3x prefill", "8x decode"),
+        (code.code, "5x prefill", "3x decode"),
+        (chat.chat, "5x prefill", "8x decode"),
+        (tool_loop.act, "3x prefill", "3x decode"),
+        (tool_loop.final, "5x prefill", "8x decode"),
     ],
 )
-def test_each_stage_declares_its_documented_default_slo(stage, ttft, tpot_ms):
+def test_each_stage_declares_its_documented_default_slo(stage, ttft, tpot):
     assert stage.spec.slo.describe_ttft() == ttft
-    assert stage.spec.slo.tpot_ms == tpot_ms
+    assert stage.spec.slo.describe_tpot() == tpot
 
 
 async def test_single_stage_blocks_render_their_input_into_the_prompt():

@@ -250,8 +250,8 @@ def _pair_for(greedy: _Greedy, pool: list[int]) -> tuple[int, int] | None:
             continue
         greedy.num_blocks += blocks[first]
         rest = firsts[i + 1 :]
-        ok_rest, _ = _screen(greedy, np.asarray(rest, dtype=np.int64))
-        for second, ok in zip(rest, ok_rest.tolist(), strict=True):
+        ok_rest = _screen(greedy, np.asarray(rest, dtype=np.int64))[0].tolist() if rest else []
+        for second, ok in zip(rest, ok_rest, strict=True):
             if not ok or greedy.trade_checks_left <= 0:
                 continue
             greedy.trade_checks_left -= 1

@@ -153,8 +153,11 @@ class Pool:
             await self._stop_replicas()
             raise
         views = [info.view for info in infos]
-        if (view := next((v for v in views if v is not None), None)) is not None:
-            self._predictor = view.predictor()
+        # Relative budgets are priced by a replica's step-time model, whatever its scheduler:
+        # a stock-vLLM replica has timed itself at start just as an agentflow one has.
+        models = [info.step_time_json for info in infos if info.step_time_json is not None]
+        if models:
+            self._predictor = StepTimePredictor.from_json(models[0])
         router = Router(
             make_routing_policy(cfg.routing),
             [ReplicaMirror(i, v) for i, v in enumerate(views)],

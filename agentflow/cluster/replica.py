@@ -41,6 +41,8 @@ class ReplicaInfo:
     engine_name: str
     view: PlannerView | None
     """Its planner model and limits (None: the engine has no planner)."""
+    step_time_json: str | None = None
+    """Its engine's step-time model, whatever the scheduler (None: not known)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class ReplicaServer:
             node_ip=str(ray.util.get_node_ip_address()),  # type: ignore[no-untyped-call]
             engine_name=engine.name,
             view=self.spec.planner_view(engine),
+            step_time_json=self.spec.step_time_json(engine),
         )
 
     async def stream(

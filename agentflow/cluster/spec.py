@@ -70,6 +70,14 @@ class EngineSpec(Protocol):
         """The started engine's planner model and limits."""
         ...
 
+    def step_time_json(self, engine: Engine) -> str | None:
+        """The started engine's step-time model (`StepTimePredictor.to_json()`).
+
+        Whatever the engine's scheduler: the driver prices relative SLO budgets with it.
+        None: not known.
+        """
+        ...
+
     def make_prompt_counter(self) -> PromptCounter:
         """A driver-side counter of prompt tokens, equal to the engine's own count."""
         ...
@@ -110,6 +118,11 @@ class FactorySpec:
         """The view given at construction."""
         del engine
         return self.view
+
+    def step_time_json(self, engine: Engine) -> str | None:
+        """The given view's model (None without a view)."""
+        del engine
+        return None if self.view is None else self.view.predictor_json
 
     def make_prompt_counter(self) -> PromptCounter:
         """The counter given at construction."""
@@ -162,6 +175,11 @@ class SimSpec:
                 horizon_s=options.max_step_s,
             ),
         )
+
+    def step_time_json(self, engine: Engine) -> str | None:
+        """The profile's predictor: the simulated engine's steps take what it says."""
+        del engine
+        return get_profile(self.profile).predictor().to_json()
 
     def make_prompt_counter(self) -> PromptCounter:
         """Whitespace words, the simulator's tokenizer."""
@@ -223,6 +241,14 @@ class VLLMSpec:
                 planner=cfg.planner if cfg.planner != "none" else "fast",
             ),
         )
+
+    def step_time_json(self, engine: Engine) -> str | None:
+        """The engine's predictor, with the speed it measured at start (`measure_speed`)."""
+        from agentflow.engine.vllm import VLLMEngine
+
+        if not isinstance(engine, VLLMEngine):
+            raise ConfigError(f"VLLMSpec: expected a VLLMEngine, got {type(engine).__name__}")
+        return engine.predictor.to_json()
 
     def make_prompt_counter(self) -> PromptCounter:
         """The model's tokenizer, loaded in the driver (transformers; no vLLM import)."""

@@ -10,8 +10,10 @@ import ray
 import agentflow as af
 from agentflow.cluster import Pool, PoolConfig, SimSpec
 from agentflow.engine.interface import Engine, GenerationRequest
+from agentflow.engine.sim.profiles import get_profile
 from agentflow.errors import RequestFailed
 from agentflow.metrics.attainment import judge_slo
+from agentflow.planner import StepTimePredictor
 from agentflow.runtime import ProgramStatus, Runtime
 from tests.cluster.fakes import seated_spec
 
@@ -260,3 +262,22 @@ def sim_answer(task: str, sim_think: str) -> str:
 @af.agent
 async def sim_agent(ctx: af.Context, task: str) -> str:
     return await ctx.run(sim_answer, task, await ctx.run(sim_think, task))
+
+
+async def test_relative_budgets_are_priced_by_the_replicas_engine_whatever_its_scheduler(
+    ray_cluster,
+):
+    # Stock-vLLM replicas have no planner view for the router, yet a "3x" TPOT still means
+    # three of their decode steps: the pool prices it with their engine's model (here the
+    # A100 profile, about twice the packaged CPU profile's lone step), not a default.
+    profile = get_profile("opt-7b-a100").predictor()
+    async with Pool(SimSpec(profile="opt-7b-a100", policy="vllm"), PoolConfig()) as pool:
+        assert pool.replicas[0].info.view is None
+        for context in (64, 1024):
+            assert pool.lone_decode_ms(context) == pytest.approx(
+                profile.lone_decode_s(context) * 1e3
+            )
+        assert pool.isolated_prefill_ms(512) == pytest.approx(profile.isolated_prefill_s(512) * 1e3)
+    assert pool.lone_decode_ms(64) != pytest.approx(
+        StepTimePredictor.default_cpu().lone_decode_s(64) * 1e3
+    )

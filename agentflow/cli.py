@@ -148,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="10x",
         help="TTFT of a request that names none: ms, or a slowdown of its prefill like '10x'",
     )
-    serve.add_argument("--default-tpot-ms", type=float, default=200.0)
+    serve.add_argument(
+        "--default-tpot",
+        "--default-tpot-ms",
+        dest="default_tpot",
+        default="200",
+        help="TPOT of a request that names none: ms, or a slowdown of a lone decode step ('8x')",
+    )
     serve.add_argument("--default-max-tokens", type=int, default=256)
     _engine_options(serve)
     _tracing_options(serve)
@@ -433,22 +439,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ms_or_slowdown(value: str) -> float | str:
+    """A command-line budget: a number of milliseconds, else kept as text ("5x")."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from agentflow.metrics.prometheus import ServingMetrics
-    from agentflow.program.slo import parse_budget
     from agentflow.serving import CompletionService, ServeDefaults, create_app
     from tools.serving import serve_app
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be 0-65535, got {args.port}")
     try:
-        ttft: float | str = float(args.default_ttft)
-    except ValueError:
-        ttft = args.default_ttft
-    try:
-        parse_budget(ttft, field="ttft")
         defaults = ServeDefaults(
-            ttft=ttft, tpot_ms=args.default_tpot_ms, max_tokens=args.default_max_tokens
+            ttft=_ms_or_slowdown(args.default_ttft),
+            tpot=_ms_or_slowdown(args.default_tpot),
+            max_tokens=args.default_max_tokens,
         )
     except ValueError as exc:
         raise ConfigError(f"serve defaults: {exc}") from exc

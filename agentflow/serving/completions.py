@@ -11,7 +11,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentflow.engine.chat import role_lines
 from agentflow.engine.interface import Engine, GenerationRequest
@@ -36,8 +36,21 @@ class ServeDefaults(BaseModel):
 
     ttft: float | str = "10x"
     """TTFT budget: milliseconds, or a slowdown of the prompt's isolated prefill ("10x")."""
-    tpot_ms: float = Field(default=200.0, gt=0, allow_inf_nan=False)
+    tpot: float | str = 200.0
+    """TPOT budget: milliseconds, or a slowdown of a lone decode step ("8x")."""
     max_tokens: int = Field(default=256, ge=1)
+
+    @model_validator(mode="after")
+    def _budgets_are_valid(self) -> ServeDefaults:
+        ttft_ms, ttft_slowdown = parse_budget(self.ttft, field="ttft")
+        tpot_ms, tpot_slowdown = parse_budget(self.tpot, field="tpot")
+        SLO(  # positive, finite, slowdowns of at least 1x: as a request's own budgets
+            ttft_ms=ttft_ms,
+            ttft_slowdown=ttft_slowdown,
+            tpot_ms=tpot_ms,
+            tpot_slowdown=tpot_slowdown,
+        )
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +246,7 @@ class CompletionService:
 
     def _slo(self, body: OpenAIRequest) -> SLO:
         ttft_ms, ttft_slowdown = _budget(body.ttft_ms, body.ttft, self.defaults.ttft, "ttft")
-        tpot_ms, tpot_slowdown = _budget(body.tpot_ms, body.tpot, self.defaults.tpot_ms, "tpot")
+        tpot_ms, tpot_slowdown = _budget(body.tpot_ms, body.tpot, self.defaults.tpot, "tpot")
         try:
             return SLO(
                 ttft_ms=ttft_ms,

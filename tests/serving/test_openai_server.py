@@ -49,7 +49,7 @@ async def server(tiny_model_dir):
         service = CompletionService(
             engine,
             model_name=MODEL,
-            defaults=ServeDefaults(ttft="20x", tpot_ms=500, max_tokens=8),
+            defaults=ServeDefaults(ttft="20x", tpot=500, max_tokens=8),
             metrics=ServingMetrics(),
             max_model_len=MAX_MODEL_LEN,
         )

@@ -89,6 +89,10 @@ def test_bad_serve_settings_exit_2_before_starting_anything(capsys):
     assert "slowdown like '3x'" in capsys.readouterr().err
     assert main(["serve", "--default-tpot-ms", "0"]) == 2
     assert "tpot_ms" in capsys.readouterr().err
+    assert main(["serve", "--default-tpot", "0.5x"]) == 2
+    assert "tpot_slowdown" in capsys.readouterr().err
+    assert main(["serve", "--default-tpot", "quick"]) == 2
+    assert "tpot must be milliseconds or a slowdown" in capsys.readouterr().err
     assert main(["serve", "--port", "70000"]) == 2
     assert "--port" in capsys.readouterr().err
     assert main(["serve", str(REPO / "nowhere.py")]) == 2

@@ -35,27 +35,22 @@ def infeasible_budgets(
     problems = []
     for stage in agent.stages:
         spec = stage.spec
-        decode_ms = lone_decode_ms(spec.max_tokens)
-        if spec.slo.tpot_ms is not None and spec.slo.tpot_ms < decode_ms:
-            problems.append(
-                ProgramError(
-                    f"infeasible: tpot_ms={spec.slo.tpot_ms:g} but one decode step takes"
-                    f" {decode_ms:.1f} ms on an idle engine",
-                    stage=spec.name,
-                    field="tpot_ms",
-                    code="slo-infeasible",
+        # (field, declared budget, what an idle engine needs, what that time is)
+        checks = (
+            ("tpot_ms", spec.slo.tpot_ms, lone_decode_ms(spec.max_tokens), "one decode step"),
+            ("ttft_ms", spec.slo.ttft_ms, shortest_prefill_ms, "the shortest prefill"),
+        )
+        for field, budget_ms, needed_ms, what in checks:
+            if budget_ms is not None and budget_ms < needed_ms:
+                problems.append(
+                    ProgramError(
+                        f"infeasible: {field}={budget_ms:g} but {what} takes"
+                        f" {needed_ms:.1f} ms on an idle engine",
+                        stage=spec.name,
+                        field=field,
+                        code="slo-infeasible",
+                    )
                 )
-            )
-        if spec.slo.ttft_ms is not None and spec.slo.ttft_ms < shortest_prefill_ms:
-            problems.append(
-                ProgramError(
-                    f"infeasible: ttft_ms={spec.slo.ttft_ms:g} but the shortest prefill takes"
-                    f" {shortest_prefill_ms:.1f} ms on an idle engine",
-                    stage=spec.name,
-                    field="ttft_ms",
-                    code="slo-infeasible",
-                )
-            )
     return problems
 
 

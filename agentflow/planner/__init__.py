@@ -22,6 +22,7 @@ from agentflow.planner.predictor import (
 from agentflow.planner.request import PlanRequest
 from agentflow.planner.spare import SpareBudget, spare_step_limit_s
 from agentflow.planner.spec import choose_spec_lengths, expected_tokens
+from agentflow.planner.steady import SteadyPlanner
 from agentflow.planner.step_plan import Rejection, StepPlan
 from agentflow.planner.tiers import derive_tiers, tier_for_slack
 
@@ -35,6 +36,7 @@ __all__ = [
     "Rejection",
     "SpareBudget",
     "SpecConfig",
+    "SteadyPlanner",
     "StepBound",
     "StepPlan",
     "StepSample",

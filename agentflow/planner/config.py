@@ -91,6 +91,11 @@ class PlannerConfig(_Settings):
     """Safety margin subtracted from each distinct TPOT to form a tier (SLOs-Serve: 1 ms)."""
     loosest_tier_extra_s: PositiveSeconds = 0.1
     """The extra loosest tier sits this far above the loosest TPOT (SLOs-Serve: 0.1 s)."""
+    max_plan_reuses: int = Field(default=8, ge=0)
+    """Steps in a row that may reuse a steady plan (every running request an admitted decoder,
+    nothing waiting) instead of planning again (`agentflow.planner.steady`); 0 plans every
+    step. Bounds how many steps pass before an admitted set the engine can no longer serve
+    in time is found and cut back."""
     max_dp_transitions: int | None = Field(default=50_000, gt=0)
     """Work cap of the exact planner (about 5 s on 2 cores); past it, the plan falls back to the
     fast planner's admission. None: no cap."""

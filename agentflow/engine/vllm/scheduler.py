@@ -40,6 +40,7 @@ from agentflow.planner import (
     PlannerConfig,
     PlanRequest,
     SpecConfig,
+    SteadyPlanner,
     StepBound,
     StepPlan,
     StepSample,
@@ -48,7 +49,6 @@ from agentflow.planner import (
     demoted,
     jobs_to_shed,
     make_planner,
-    plan_within_bound,
 )
 
 __all__ = [
@@ -226,6 +226,7 @@ class SLOSchedulerMixin(StepTimingMixin):
         )
         self.planner_name: str = settings.get("planner", "fast")
         self.planner = make_planner(self.planner_name) if self.planner_name != "none" else None
+        self._steady = SteadyPlanner(self.planner) if self.planner is not None else None
         self.planner_config = PlannerConfig(
             kv_blocks_total=max(1, self.kv_cache_config.num_blocks),
             block_size=self.block_size,
@@ -346,15 +347,9 @@ class SLOSchedulerMixin(StepTimingMixin):
     def _plan_bounded(
         self, now_s: float, running: list[PlanRequest], waiting: list[PlanRequest]
     ) -> StepPlan:
-        assert self.planner is not None
-        return plan_within_bound(
-            self.planner,
-            now_s,
-            running,
-            waiting,
-            self.predictor,
-            self._step_config,
-            self.planner_config,
+        assert self._steady is not None
+        return self._steady.plan(
+            now_s, running, waiting, self.predictor, self._step_config, self.planner_config
         )
 
     def _cached_prefix_tokens(self, request: Request) -> int:

@@ -1,4 +1,4 @@
-"""agentflow's policy in the simulator: the SLO planner decides every step.
+"""agentflow's policy in the simulator: the SLO planner decides each step.
 
 Each step the planner (`agentflow.planner.plan`) sees the running and waiting requests and
 returns the admitted set, the decodes that must run, the admitted prefill chunks (EDF) and the
@@ -26,9 +26,10 @@ every step until their TTFT deadline passes, so they are promoted as soon as the
 ones stay best-effort without costing planner time. An admitted request whose SLO is already
 lost is demoted, an infeasible admitted set is cut back (`jobs_to_shed`) and re-planned, and
 the planned step is bounded by the budgets of recent arrivals (`StepBound`) unless a longer
-one admits more (`plan_within_bound`). This mirrors the
-vLLM scheduler mixin in `agentflow.engine.vllm.scheduler`, which applies the same plan inside
-vLLM.
+one admits more (`plan_within_bound`). Through a steady decode stretch (nothing waiting, every
+running request an admitted decoder) the last plan is reused for up to
+`PlannerConfig.max_plan_reuses` steps (`SteadyPlanner`). This mirrors the vLLM scheduler mixin
+in `agentflow.engine.vllm.scheduler`, which applies the same plan inside vLLM.
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ from agentflow.planner import (
     PlannerConfig,
     PlanRequest,
     SpareBudget,
+    SteadyPlanner,
     StepBound,
     StepPlan,
     StepTimePredictor,
     chunk_context_tokens,
     demoted,
     jobs_to_shed,
-    plan_within_bound,
     spare_step_limit_s,
 )
 
@@ -223,6 +224,7 @@ class AgentflowPolicy:
         self.config = config
         self.max_spare_step_s = max_spare_step_s
         self.num_plans = 0
+        self._steady = SteadyPlanner(planner)
         self._step_bound = StepBound(config.horizon_s, 2 * predictor.base_s)
         self._step_config = config
         self._last_arrival_s = float("-inf")
@@ -299,9 +301,7 @@ class AgentflowPolicy:
         return views
 
     def _plan(self, now_s: float, jobs: tuple[list[PlanRequest], list[PlanRequest]]) -> StepPlan:
-        return plan_within_bound(
-            self.planner, now_s, *jobs, self.predictor, self._step_config, self.config
-        )
+        return self._steady.plan(now_s, *jobs, self.predictor, self._step_config, self.config)
 
     def _spare_budget(self, layout: _Layout, plan: StepPlan) -> SpareBudget:
         """What spare work may still add before the step reaches its limit.

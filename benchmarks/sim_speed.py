@@ -4,8 +4,9 @@ Each of the six scenarios runs through each policy on the OPT-7B / A100 profile 
 arrival rates (light to overloaded), on the event loop the capacity search uses (`Simulation`).
 Speed-up = simulated time (first arrival to last finish) / wall time of the run: the baseline
 is real time itself, the simulated span a real engine would take. agentflow's policy plans
-every step, so it is the slowest and the one the target is about. DistServe is left out: it
-splits a replica's GPUs into prefill and decode instances, and this profile has one GPU.
+each step (it reuses its plan only through steady decode stretches), so it is the slowest and
+the one the target is about. DistServe is left out: it splits a replica's GPUs into prefill
+and decode instances, and this profile has one GPU.
 
 Rerun: `.venv/bin/python benchmarks/sim_speed.py [--programs 200] [--rates 1 3 6]` (half a
 minute, pinned to one core). Writes benchmarks/results/sim_speed.json.

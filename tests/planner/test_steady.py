@@ -8,6 +8,7 @@ import pytest
 
 from agentflow.planner import (
     PlanRequest,
+    SpecConfig,
     SteadyPlanner,
     StepTimePredictor,
     make_planner,
@@ -79,6 +80,18 @@ def test_no_plan_is_reused_when_reuse_is_off():
     now_s, running = 1.0, _decoders()
     for _ in range(5):
         steady.plan(now_s, running, [], PREDICTOR, config, config)
+        now_s, running = now_s + STEP_S, _one_step_on(running)
+    assert counting.calls == 5
+
+
+def test_no_plan_is_reused_while_speculating():
+    # Verify lengths follow each decoder's tier, which follows its slack: it moves every step.
+    config = make_config(horizon_s=0.2, speculation=SpecConfig(max_spec_len=4, alpha=0.7))
+    steady, counting = _steady()
+    now_s, running = 1.0, _decoders()
+    for _ in range(5):
+        step = steady.plan(now_s, running, [], PREDICTOR, config, config)
+        assert step.spec_len_by_tier, "the admitted decoders' tiers got verify lengths"
         now_s, running = now_s + STEP_S, _one_step_on(running)
     assert counting.calls == 5
 

@@ -3,11 +3,12 @@
 `SLOSchedulerMixin` wraps vLLM's own scheduler and changes only what reference/
 vllm_integration.md lists as safe per step: the step's token budget, the admission cap, the
 order of the running list and the keys of the waiting heap. Everything it decides comes from
-`agentflow.planner`: each step it plans over the running and waiting requests, admitted
-requests go first in deadline order, and the rest form a best-effort lane that only gets the
-step's spare tokens (and is preempted first when KV memory runs out). Nothing is dropped: a
-best-effort request is still served, is reconsidered (promoted) every step, and the client
-learns its lane through `RequestOutput.kv_transfer_params["agentflow_lane"]`.
+`agentflow.planner`: each step it plans over the running and waiting requests (through a
+steady decode stretch it keeps the last plan, `SteadyPlanner`), admitted requests go first
+in deadline order, and the rest form a best-effort lane that only gets the step's spare
+tokens (and is preempted first when KV memory runs out). Nothing is dropped: a best-effort
+request is still served, is reconsidered (promoted) every step, and the client learns its
+lane through `RequestOutput.kv_transfer_params["agentflow_lane"]`.
 
 Settings come from `additional_config["agentflow"]`: `planner` ("fast", "exact", or "none" for
 deadline order only), `predictor` (a StepTimePredictor JSON), `trace_path` (JSON lines of

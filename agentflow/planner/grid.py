@@ -71,15 +71,16 @@ def build_grid(problem: PlanningProblem) -> Grid:
     tail_s = last_s + 1.0
     end_s = np.minimum(problem.load_end_s, tail_s)
     points = np.unique(np.concatenate(([0.0], problem.deadline_s, problem.load_start_s, end_s)))
+    dt = np.diff(points)
     inv_periods = 1.0 / problem.periods_s
     return Grid(
         points_s=points,
-        dt_s=np.diff(points),
-        deadline_idx=np.searchsorted(points, problem.deadline_s).astype(np.int64),
-        start_idx=np.searchsorted(points, problem.load_start_s).astype(np.int64),
-        end_idx=np.searchsorted(points, end_s).astype(np.int64),
+        dt_s=dt,
+        deadline_idx=np.searchsorted(points, problem.deadline_s),
+        start_idx=np.searchsorted(points, problem.load_start_s),
+        end_idx=np.searchsorted(points, end_s),
         idle_rate=1.0 - problem.base_s * float(inv_periods[-1]),
         inv_periods=inv_periods,
         base_s=problem.base_s,
-        overlap_s=np.minimum(np.diff(points), problem.base_s),
+        overlap_s=np.minimum(dt, problem.base_s),
     )

@@ -71,32 +71,31 @@ class Ledger:
         """Add `jobs` at once (the old set); return whether the result is feasible."""
         grid, k = self.grid, self.grid.num_intervals
         a, b = grid.start_idx[jobs], grid.end_idx[jobs]
+        # bincount rather than np.add.at: the same sums, in far fewer microseconds.
 
         def per_interval(values: npt.NDArray[np.float64]) -> FloatArray:
-            diff = np.zeros(k + 1)
-            np.add.at(diff, a, values)
-            np.add.at(diff, b, -values)
-            return np.cumsum(diff)[:k]
+            diff = np.bincount(a, values, k + 1) - np.bincount(b, values, k + 1)
+            return np.cumsum(diff[:k], dtype=np.float64)  # float even with no jobs
 
-        active = np.zeros((len(problem.periods_s), k + 1), dtype=np.int64)
-        np.add.at(active, (problem.level[jobs], a), 1)
-        np.add.at(active, (problem.level[jobs], b), -1)
-        self.active = np.cumsum(active, axis=1)[:, :k]
+        levels = len(problem.periods_s)
+        level = problem.level[jobs]
+        starts = np.bincount(level * (k + 1) + a, minlength=levels * (k + 1))
+        ends = np.bincount(level * (k + 1) + b, minlength=levels * (k + 1))
+        self.active = np.cumsum((starts - ends).reshape(levels, k + 1)[:, :k], axis=1)
         self.active[-1, :] = 1
-        self.tightest = np.argmax(self.active > 0, axis=0).astype(np.int64)
+        self.tightest = np.argmax(self.active > 0, axis=0)
         self.load = per_interval(problem.load[jobs])
         self.rate = 1.0 - self.base_s * self.inv_periods[self.tightest] - self.load
         rounds = np.concatenate(([0.0], per_interval(problem.decode_cost_s[jobs])))
         self.rounds = problem.deadline_overhead_s + rounds - grid.overhead_credit(self.tightest)
-        demand = np.zeros(k + 1)
-        np.add.at(demand, grid.deadline_idx[jobs], problem.work_s[jobs])
+        demand = np.bincount(grid.deadline_idx[jobs], problem.work_s[jobs], k + 1)
         supply = np.concatenate(([0.0], np.cumsum(self.rate * self.dt)))
-        self.slack = supply - np.cumsum(demand)
+        self.slack = supply - np.cumsum(demand, dtype=np.float64)
         prompts = jobs[~problem.is_decoding[jobs]]
         self.num_due = np.bincount(grid.deadline_idx[prompts], minlength=k + 1)
         self.margin = np.where(self.num_due > 0, self.slack - self.rounds, np.inf)
         self._refresh()
-        return bool(np.all(self.rate >= -EPS) and np.all(self.margin >= -EPS))
+        return bool((self.rate >= -EPS).all() and (self.margin >= -EPS).all())
 
     @property
     def least_margin_s(self) -> float:

@@ -60,6 +60,18 @@ def chunk_context_tokens(offset: int, num_tokens: int) -> int:
     return num_tokens * offset + num_tokens * (num_tokens + 1) // 2
 
 
+def _elementwise_max(arrays: Sequence[FloatArray]) -> FloatArray:
+    """Element-wise maximum of same-shaped float arrays (one per piece; usually just one).
+
+    Pairwise `np.maximum` instead of `np.max(arrays, axis=0)`: stacking them first costs more
+    than the arithmetic on the planner's arrays of a few dozen requests.
+    """
+    out = np.asarray(arrays[0], dtype=np.float64)
+    for other in arrays[1:]:
+        out = np.maximum(out, other)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class StepSample:
     """One measured engine step: its features and its wall time."""
@@ -345,7 +357,8 @@ class StepTimePredictor:
     @property
     def base_s(self) -> float:
         """Time of an empty step (the per-step overhead the planner charges)."""
-        return self.step_time_s(0, 0)
+        # `step_time_s(0, 0)` without its generic path: a plan asks for this many times.
+        return max(0.0, max(p.constant_s for p in self._pieces) + self.bias_s)
 
     def prefill_work_s(self, num_computed: int, num_prompt: int) -> float:
         """Marginal step time to prefill prompt tokens `num_computed..num_prompt`, any chunking.
@@ -360,7 +373,7 @@ class StepTimePredictor:
         n = num_prompt - num_computed
         pairs = n * num_computed + n * (n + 1) / 2
         costs = [p.per_prefill_token_s * n + p.pair_s * pairs for p in self._pieces]
-        return np.asarray(np.maximum(np.max(costs, axis=0), 0.0), dtype=np.float64)
+        return np.maximum(_elementwise_max(costs), 0.0)
 
     def decode_cost_array(self, num_context: FloatArray, spec_len: FloatArray) -> FloatArray:
         """Marginal step time of one decode (with `spec_len - 1` drafts) per request."""
@@ -370,7 +383,7 @@ class StepTimePredictor:
             + p.per_spec_token_s * (spec_len - 1)
             for p in self._pieces
         ]
-        return np.asarray(np.max(costs, axis=0), dtype=np.float64)
+        return _elementwise_max(costs)
 
     # -- online refinement ------------------------------------------------------------------
 

@@ -201,6 +201,7 @@ def _timing(
     origin = np.where(np.isnan(first), prefill_dl, np.fmax(prefill_dl, first))
     slack = np.where(decoding, origin + f["num_output_tokens"] * f["tpot_s"], prefill_dl) - now_s
     own = np.maximum(f["tpot_s"] - config.tier_margin_s, 0.5 * f["tpot_s"]) + 1e-12
+    tiers = np.asarray(tiers_s, dtype=np.float64)
     return {
         "decoding": decoding,
         "is_old": f["is_admitted"] > 0,
@@ -208,8 +209,8 @@ def _timing(
         "ttft_missed": ~np.isnan(first) & (first > prefill_dl),
         "end": origin + (f["max_output_tokens"] - 1) * f["tpot_s"] - now_s,
         "slack": slack,
-        "tier": tiers_for_slack(tiers_s, slack),
-        "own_tpot": np.asarray(tiers_s, dtype=np.float64)[tiers_for_slack(tiers_s, own)],
+        "tier": tiers_for_slack(tiers, slack),
+        "own_tpot": tiers[tiers_for_slack(tiers, own)],
     }
 
 
@@ -266,9 +267,10 @@ def _levels(
     """
     idle_s = min(config.horizon_s, predictor.isolated_prefill_s(config.max_num_batched_tokens))
     capped = np.minimum(period, idle_s)
-    decode_periods = np.unique(capped)
-    level = np.searchsorted(decode_periods, capped).astype(np.int64)
-    return np.append(decode_periods, idle_s), level
+    # A handful of distinct periods: a set finds them faster than `np.unique` here.
+    levels = sorted(set(capped.tolist()))
+    level = np.searchsorted(levels, capped).astype(np.int64)
+    return np.array([*levels, idle_s], dtype=np.float64), level
 
 
 def _deadline_overhead_s(base_s: float, longest_step_s: float) -> float:

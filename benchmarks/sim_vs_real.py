@@ -58,11 +58,15 @@ from agentflow.workloads.cpu_mix import (
     classes_for,
     engine_profile,
     lone_decode_ms,
+    simulated_capacity_rps,
     slowdown,
 )
 
 RESULTS = Path(__file__).parent / "results"
 POLICIES = ("fcfs", "agentflow")
+REFERENCE_FCFS_RPS = 3.0
+"""Where the capacity search starts on a machine with the reference 20 ms decode step (the
+FCFS capacity there was between the old default rates, 2 and 6 req/s)."""
 """Real policies with a simulated counterpart (`cpu_mix.SIM_POLICY`; EDF has none)."""
 
 
@@ -121,6 +125,31 @@ def sim_figures(
     return _figures(ttft, tpot, met)
 
 
+def workload_rates(
+    args: argparse.Namespace,
+    workload: list[TraceRequest],
+    fitted: StepTimePredictor,
+    decode_ms: float,
+) -> list[float]:
+    """The arrival rates to compare at: `--loads` times the simulated FCFS capacity.
+
+    A machine's decode step says little of its prefill and batched speed: a VM whose lone
+    decode was 2.8x the reference's took 10x the packaged profile's time per batched token,
+    and rates divided by 2.8 put every policy in deep overload (attainment 0 everywhere, real
+    and simulated, which validates nothing). Rates relative to the capacity the fitted profile
+    implies put one below capacity and one above it on any machine. `--rates` keeps the old
+    rule (req/s on a 20 ms decode step, divided by this machine's decode slowdown).
+    """
+    if args.rates:
+        return [rate / slowdown(decode_ms) for rate in args.rates]
+    capacity_rps = simulated_capacity_rps(
+        workload, "fcfs", fitted, start_rps=REFERENCE_FCFS_RPS / slowdown(decode_ms)
+    )
+    args.fcfs_capacity_estimate_rps = capacity_rps
+    print(f"simulated FCFS capacity with the fitted profile: {capacity_rps:.3f} req/s")
+    return [load * capacity_rps for load in args.loads]
+
+
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     model = resolve_model(args.model)
     cached = None if args.calibrate else load_profile(model)
@@ -138,11 +167,11 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         else:
             fitted = cached
         if not workload:
-            # As in benchmarks/capacity.py: on a machine slower than the one the SLOs and
-            # rates were set on, both follow its decode step (one workload for every policy).
+            # As in benchmarks/capacity.py: on a machine slower than the one the SLOs were set
+            # on, the TPOTs follow its decode step (one workload for every policy).
             decode_ms = lone_decode_ms(fitted)
             workload = build_workload(args.requests, "poisson", args.seed, classes_for(decode_ms))
-            rates = [rate / slowdown(decode_ms) for rate in args.rates]
+            rates = workload_rates(args, workload, fitted, decode_ms)
             print(f"lone decode step {decode_ms:.0f} ms: rates {[round(r, 2) for r in rates]}")
         runs = []
         with tempfile.TemporaryDirectory(prefix="sim-vs-real-") as tmp:
@@ -208,12 +237,20 @@ def _mean(figures: list[dict[str, float]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
+        "--loads",
+        type=float,
+        nargs="+",
+        default=[0.8, 1.6],
+        help="arrival rates as multiples of the FCFS capacity the simulator finds with the"
+        " fitted profile (one below capacity, one above)",
+    )
+    parser.add_argument(
         "--rates",
         type=float,
         nargs="+",
-        default=[2.0, 6.0],
-        help="req/s on a machine with a 20 ms decode step; divided by how much slower this"
-        " one decodes (`agentflow.workloads.cpu_mix.slowdown`)",
+        default=None,
+        help="instead of --loads: req/s on a machine with a 20 ms decode step, divided by how"
+        " much slower this one decodes (`agentflow.workloads.cpu_mix.slowdown`)",
     )
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument(
@@ -257,6 +294,12 @@ def main() -> None:
         "figures": summary["rel_error"][2],
         "max_rel_spread_real": summary["rel_spread_real"][0],
         "figures_within_10pct_real_vs_real": summary["rel_spread_real"][1],
+        "rate_rule": (
+            "--rates, divided by the decode slowdown"
+            if args.rates
+            else f"--loads {args.loads} x the simulated FCFS capacity"
+        ),
+        "fcfs_capacity_estimate_rps": getattr(args, "fcfs_capacity_estimate_rps", None),
         "repeats": args.repeats,
         "requests": args.requests,
         "profile": "fitted at the start of this run" if args.calibrate else "cached fit",

@@ -5,7 +5,9 @@ fixed rates on the real engine (SmolLM2-135M, 2 cores) and on the simulator, one
 the simulator gets the exact prompt token counts and TTFT budgets the real run used. For each
 policy and rate we compare p50/p99 TTFT, p50/p99 TPOT and attainment. Target: every figure
 within 10 %. On a machine that decodes slower than the one the workload was set on (a 20 ms
-single-stream step), the TPOTs and the rates follow its decode step, as in capacity.py.
+single-stream step), the TPOTs follow its decode step, as in capacity.py. The rates are
+multiples (`--loads`, 0.8 and 1.6) of the FCFS capacity the simulator finds with the fitted
+profile, so that one is below capacity and one above on any machine (`workload_rates`).
 
 The simulator runs twice, with two step-time profiles:
 - `sim`, fitted on this machine just before the policy's run (held out from it): the engine
@@ -23,8 +25,9 @@ hits); the figures compared are the means, and the spread between repeats is rep
 real engine's own run-to-run variation: no model can be expected to match a figure more closely
 than the engine matches itself.
 
-Rerun: `.venv/bin/python benchmarks/sim_vs_real.py [--rates 2 6] [--requests 60] [--repeats 2]
-[--no-calibrate]` (about 10 minutes on 2 cores).
+Rerun: `.venv/bin/python benchmarks/sim_vs_real.py [--loads 0.8 1.6] [--requests 60]
+[--repeats 2] [--no-calibrate]` (10 to 35 minutes on 2 cores, the slower the machine the
+longer: 60 requests at 0.8x capacity take 60 / (0.8 x capacity) seconds per repeat).
 Writes benchmarks/results/sim_vs_real.json.
 """
 
@@ -177,7 +180,11 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         with tempfile.TemporaryDirectory(prefix="sim-vs-real-") as tmp:
             trace = Path(tmp) / "steps.jsonl"
             config = VLLMEngineConfig(model=model, policy=policy, trace_path=trace)
-            async with VLLMEngine(config) as engine:
+            # The fitted model, not the packaged one: it sets the relative TTFT budgets and
+            # (agentflow) plans, as the simulator's copy does. With the packaged model scaled
+            # to a lone decode step, a VM slow at prefill got budgets below its own prefill.
+            frontend = StepTimePredictor.from_json(fitted.to_json())  # it refines its own
+            async with VLLMEngine(config, predictor=frontend) as engine:
                 kv_cache = engine.kv_cache_shape
                 trace.write_text("")  # warm-up steps are not the run's
                 for rate in rates:

@@ -71,7 +71,8 @@ class Ledger:
         """Add `jobs` at once (the old set); return whether the result is feasible."""
         grid, k = self.grid, self.grid.num_intervals
         a, b = grid.start_idx[jobs], grid.end_idx[jobs]
-        # bincount rather than np.add.at: the same sums, in far fewer microseconds.
+        # bincount rather than np.add.at: the same sums (up to the order of rounding), in far
+        # fewer microseconds.
 
         def per_interval(values: npt.NDArray[np.float64]) -> FloatArray:
             diff = np.bincount(a, values, k + 1) - np.bincount(b, values, k + 1)

@@ -248,3 +248,40 @@ def test_negative_slopes_are_rejected():
 def test_accuracy_helpers():
     assert r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
     assert mape([1.1, 1.8], [1.0, 2.0]) == pytest.approx(0.1)
+
+
+# A two-piece (roofline knee) model where each piece dominates somewhere: the compute-bound
+# piece for long prompts and big batches, the memory-bound one for short work.
+KNEE = [
+    AffinePiece(0.010, 1e-4, 2e-4, 1e-7, 1e-4, per_prefill_pair_s=1e-8),
+    AffinePiece(0.002, 4e-4, 9e-4, 4e-7, 3e-4, per_prefill_pair_s=4e-8),
+]
+
+
+@pytest.mark.parametrize("bias_s", [0.0, 0.003])
+def test_the_planners_vectorized_costs_are_the_scalar_ones_on_a_two_piece_model(bias_s):
+    predictor = StepTimePredictor(KNEE, bias_s=bias_s)
+    computed = np.array([0.0, 0.0, 100.0, 500.0, 2000.0, 3000.0])
+    prompt = np.array([0.0, 16.0, 400.0, 500.0, 4000.0, 3001.0])
+    work = predictor.prefill_work_array(computed, prompt)
+    expected = [
+        predictor.prefill_work_s(int(c), int(p)) for c, p in zip(computed, prompt, strict=True)
+    ]
+    np.testing.assert_allclose(work, expected, rtol=1e-12)
+
+    context = np.array([1.0, 64.0, 4096.0, 100_000.0])
+    spec_len = np.array([1.0, 1.0, 3.0, 5.0])
+    cost = predictor.decode_cost_array(context, spec_len)
+    # One decode's marginal time: a step with it minus the empty step, on the costlier piece.
+    expected = [
+        max(p.time_s(0, 1, c, s - 1) - p.constant_s for p in predictor.pieces)
+        for c, s in zip(context, spec_len, strict=True)
+    ]
+    np.testing.assert_allclose(cost, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bias_s", [-0.05, -0.001, 0.0, 0.004])
+def test_the_empty_step_is_the_model_of_a_step_with_nothing_in_it(bias_s):
+    predictor = StepTimePredictor(KNEE, bias_s=bias_s)
+    assert predictor.base_s == predictor.step_time_s(0, 0)
+    assert predictor.base_s >= 0.0  # a negative correction never makes a step take no time

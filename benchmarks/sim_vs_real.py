@@ -67,10 +67,10 @@ from agentflow.workloads.cpu_mix import (
 
 RESULTS = Path(__file__).parent / "results"
 POLICIES = ("fcfs", "agentflow")
+"""Real policies with a simulated counterpart (`cpu_mix.SIM_POLICY`; EDF has none)."""
 REFERENCE_FCFS_RPS = 3.0
 """Where the capacity search starts on a machine with the reference 20 ms decode step (the
 FCFS capacity there was between the old default rates, 2 and 6 req/s)."""
-"""Real policies with a simulated counterpart (`cpu_mix.SIM_POLICY`; EDF has none)."""
 
 
 def _figures(ttft_ms: list[float], tpot_ms: list[float], met: list[bool]) -> dict[str, float]:
@@ -133,8 +133,10 @@ def workload_rates(
     workload: list[TraceRequest],
     fitted: StepTimePredictor,
     decode_ms: float,
-) -> list[float]:
-    """The arrival rates to compare at: `--loads` times the simulated FCFS capacity.
+) -> tuple[list[float], float | None]:
+    """The arrival rates to compare at, and the simulated FCFS capacity they follow.
+
+    By default `--loads` times that capacity (None with `--rates`).
 
     A machine's decode step says little of its prefill and batched speed: a VM whose lone
     decode was 2.8x the reference's took 10x the packaged profile's time per batched token,
@@ -144,22 +146,23 @@ def workload_rates(
     rule (req/s on a 20 ms decode step, divided by this machine's decode slowdown).
     """
     if args.rates:
-        return [rate / slowdown(decode_ms) for rate in args.rates]
+        return [rate / slowdown(decode_ms) for rate in args.rates], None
     capacity_rps = simulated_capacity_rps(
         workload, "fcfs", fitted, start_rps=REFERENCE_FCFS_RPS / slowdown(decode_ms)
     )
-    args.fcfs_capacity_estimate_rps = capacity_rps
     print(f"simulated FCFS capacity with the fitted profile: {capacity_rps:.3f} req/s")
-    return [load * capacity_rps for load in args.loads]
+    return [load * capacity_rps for load in args.loads], capacity_rps
 
 
-async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+async def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], float | None]:
+    """Rows per policy and rate, and the simulated FCFS capacity the rates follow."""
     model = resolve_model(args.model)
     cached = None if args.calibrate else load_profile(model)
     if not args.calibrate and cached is None:
         raise SystemExit("no fitted profile for this model: run `agentflow profile` first")
     workload: list[TraceRequest] = []
     rates: list[float] = []
+    capacity_rps: float | None = None
     rows = []
     for policy in args.policies:
         if cached is None:
@@ -174,7 +177,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             # on, the TPOTs follow its decode step (one workload for every policy).
             decode_ms = lone_decode_ms(fitted)
             workload = build_workload(args.requests, "poisson", args.seed, classes_for(decode_ms))
-            rates = workload_rates(args, workload, fitted, decode_ms)
+            rates, capacity_rps = workload_rates(args, workload, fitted, decode_ms)
             print(f"lone decode step {decode_ms:.0f} ms: rates {[round(r, 2) for r in rates]}")
         runs = []
         with tempfile.TemporaryDirectory(prefix="sim-vs-real-") as tmp:
@@ -230,7 +233,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         f"  (real run to run {row['rel_spread_real'][key]:6.1%})"
                     )
             rows.append(row)
-    return rows
+    return rows, capacity_rps
 
 
 def _relative(difference: float, reference: float) -> float:
@@ -278,7 +281,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    rows = anyio.run(run, args)
+    rows, capacity_rps = anyio.run(run, args)
     summary = {}
     for label, key in (
         ("profile fitted before the run", "rel_error"),
@@ -306,7 +309,7 @@ def main() -> None:
             if args.rates
             else f"--loads {args.loads} x the simulated FCFS capacity"
         ),
-        "fcfs_capacity_estimate_rps": getattr(args, "fcfs_capacity_estimate_rps", None),
+        "fcfs_capacity_estimate_rps": capacity_rps,
         "repeats": args.repeats,
         "requests": args.requests,
         "profile": "fitted at the start of this run" if args.calibrate else "cached fit",

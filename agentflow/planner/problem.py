@@ -269,7 +269,7 @@ def _levels(
     capped = np.minimum(period, idle_s)
     # A handful of distinct periods: a set finds them faster than `np.unique` here.
     levels = sorted(set(capped.tolist()))
-    level = np.searchsorted(levels, capped).astype(np.int64)
+    level = np.searchsorted(levels, capped)
     return np.array([*levels, idle_s], dtype=np.float64), level
 
 
